@@ -1,0 +1,225 @@
+//! The check runner: a scenario's checks as ordered stages, each with a mentor's message.
+//!
+//! A scenario's `checks.rs` has one test that hands its stages to [`run_stages`]:
+//!
+//! ```ignore
+//! #[test]
+//! fn checks() {
+//!     run_stages("visibility-timeout", &[
+//!         Stage { id: "crash-after-receive", title: "A crash after receive loses nothing",
+//!                 mentor: "Where does a message live between receive and ack?",
+//!                 run: crash_after_receive },
+//!     ]);
+//! }
+//! ```
+//!
+//! Stages run in order. A stage fails by panicking (a failed `assert!`), and the first
+//! failure stops the run: later stages are `not-run`, because a learner fixes one thing at
+//! a time and the first broken promise is the one to look at. Each stage gets a [`Ctx`]
+//! whose trace is kept in the report when the stage fails. The report goes to the file
+//! named by `BUGHUNT_REPORT` (see [`crate::report`]); the test itself fails if any stage did,
+//! so a plain `cargo test` tells the truth too.
+
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::invariant::{self, Violation};
+use crate::report::{CheckReport, StageReport, Status, REPORT_ENV, REPORT_FORMAT};
+use crate::trace::Trace;
+
+/// One stage of a scenario's checks.
+pub struct Stage {
+    /// Stable id, kebab-case; `scenario.toml` names the stage the broken form fails.
+    pub id: &'static str,
+    /// What the stage shows when it passes, in a few words.
+    pub title: &'static str,
+    /// What a mentor says to a learner whose code fails here.
+    pub mentor: &'static str,
+    pub run: fn(&mut Ctx),
+}
+
+/// What a stage can use while it runs.
+#[derive(Default)]
+pub struct Ctx {
+    /// Record what happens; it is shown when the stage fails.
+    pub trace: Trace,
+    replay: Option<String>,
+}
+
+impl Ctx {
+    /// Says how this stage explores schedules and how to see the failure again.
+    pub fn replay(&mut self, how: impl Into<String>) {
+        self.replay = Some(how.into());
+    }
+
+    /// Fails the stage if there are violations, after drawing them into the trace.
+    pub fn require(&self, violations: Vec<Violation>) {
+        if violations.is_empty() {
+            return;
+        }
+        invariant::mark(&self.trace, &violations);
+        let shown: Vec<String> = violations.iter().take(5).map(|v| v.detail.clone()).collect();
+        let more = violations.len().saturating_sub(shown.len());
+        let mut message = shown.join("; ");
+        if more > 0 {
+            message.push_str(&format!(" (and {more} more)"));
+        }
+        panic!("{message}");
+    }
+}
+
+thread_local! {
+    static LAST_PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "the stage panicked".to_owned()
+    }
+}
+
+/// Runs the stages in order, prints a line per stage, writes the report, and panics if any
+/// stage failed.
+pub fn run_stages(template: &str, stages: &[Stage]) {
+    let report_path = std::env::var_os(REPORT_ENV).map(std::path::PathBuf::from);
+    run_stages_reporting_to(template, stages, report_path);
+}
+
+fn run_stages_reporting_to(
+    template: &str,
+    stages: &[Stage],
+    report_path: Option<std::path::PathBuf>,
+) {
+    let mut report = CheckReport {
+        format: REPORT_FORMAT,
+        template: template.to_owned(),
+        stages: stages
+            .iter()
+            .map(|stage| StageReport {
+                id: stage.id.to_owned(),
+                title: stage.title.to_owned(),
+                status: Status::NotRun,
+                mentor: stage.mentor.to_owned(),
+                detail: None,
+                location: None,
+                replay: None,
+                trace: Vec::new(),
+            })
+            .collect(),
+    };
+    let save = |report: &CheckReport| {
+        if let Some(path) = &report_path {
+            if let Err(error) = report.write_to(path) {
+                eprintln!("bughunt-kit: could not write the check report {}: {error}", path.display());
+            }
+        }
+    };
+
+    // Keep each caught panic's location, and keep the default hook's noise out of the output:
+    // a failing stage is reported below, once, in words.
+    let previous_hook = panic::take_hook();
+    panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        LAST_PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+    }));
+
+    let mut failed = None;
+    for (index, stage) in stages.iter().enumerate() {
+        report.stages[index].status = Status::Running;
+        save(&report);
+        let mut ctx = Ctx::default();
+        LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| (stage.run)(&mut ctx)));
+        let entry = &mut report.stages[index];
+        entry.replay = ctx.replay.take();
+        match outcome {
+            Ok(()) => {
+                entry.status = Status::Passed;
+                println!("✓ {}", stage.title);
+            }
+            Err(payload) => {
+                entry.status = Status::Failed;
+                entry.detail = Some(panic_text(payload.as_ref()));
+                entry.location = LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+                entry.trace = ctx.trace.events();
+                println!("✗ {}", stage.title);
+                println!("  {}", stage.mentor);
+                println!("  what happened: {}", entry.detail.as_deref().unwrap_or(""));
+                failed = Some(stage.id);
+            }
+        }
+        save(&report);
+        if failed.is_some() {
+            break;
+        }
+    }
+    panic::set_hook(previous_hook);
+
+    if let Some(stage) = failed {
+        panic!("bughunt: the checks failed at stage `{stage}`");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(_: &mut Ctx) {}
+    fn fail(ctx: &mut Ctx) {
+        ctx.trace
+            .event("queue", crate::trace::EventKind::Deliver)
+            .msg(7)
+            .record();
+        assert_eq!(1 + 1, 3, "m7 came back after its ack");
+    }
+
+    fn stages() -> Vec<Stage> {
+        vec![
+            Stage { id: "first", title: "first holds", mentor: "-", run: pass },
+            Stage { id: "second", title: "second holds", mentor: "Close! Look at m7.", run: fail },
+            Stage { id: "third", title: "third holds", mentor: "-", run: pass },
+        ]
+    }
+
+    /// The first failure stops the run, is reported with its trace and mentor message, and
+    /// later stages are marked not-run. The runner's own test fails.
+    #[test]
+    fn first_failure_stops_and_is_reported() {
+        let dir = std::env::temp_dir().join(format!("bughunt-kit-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("report.json");
+        let outcome = panic::catch_unwind(|| {
+            run_stages_reporting_to("demo-template", &stages(), Some(path.clone()))
+        });
+        assert!(outcome.is_err(), "a failing stage must fail the test");
+        let report = CheckReport::read_from(&path).unwrap();
+        let statuses: Vec<Status> = report.stages.iter().map(|s| s.status).collect();
+        assert_eq!(statuses, vec![Status::Passed, Status::Failed, Status::NotRun]);
+        let failure = report.first_failure().unwrap();
+        assert_eq!(failure.id, "second");
+        assert!(failure.detail.as_deref().unwrap().contains("m7 came back"));
+        assert!(failure.location.as_deref().unwrap().contains("check.rs"));
+        assert_eq!(failure.trace.len(), 1);
+        assert!(!report.passed());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Violations fail a stage and are drawn into its trace as verdicts.
+    #[test]
+    fn require_fails_on_violations() {
+        let ctx = Ctx::default();
+        ctx.require(Vec::new());
+        let lost = vec![Violation {
+            invariant: crate::invariant::Invariant::AtLeastOnce,
+            msg: Some(3),
+            detail: "m3 was sent and never processed".into(),
+        }];
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| ctx.require(lost)));
+        assert!(outcome.is_err());
+        assert_eq!(ctx.trace.msgs(crate::trace::EventKind::Lost), vec![3]);
+    }
+}

@@ -1,0 +1,49 @@
+//! # bughunt-kit: making queue and concurrency bugs show up every time
+//!
+//! A bug hunt is only fair if the bug shows on every run and any correct fix passes on every
+//! run. Real crashes, lost acks, power cuts and thread schedules are rare and random, so the
+//! programs in a hunt never meet the real ones: they meet the kit's.
+//!
+//! ## How to use it
+//! - [`fault`]: fault plans as data (crash a consumer after its k-th receive, drop the k-th
+//!   ack, stall a consumer, cut the power). Scenarios read them from `scenario.toml`.
+//! - [`clock`]: a simulated clock. Visibility timeouts, retries and backoff move only when a
+//!   check advances it, so "just before the timeout" is an exact instant.
+//! - [`disk`]: a simulated disk that keeps written-but-unsynced bytes apart from synced
+//!   ones, so a power cut loses exactly what a real one may lose, torn tail record included.
+//! - [`sync`] and [`thread`]: `std` by default, shuttle or loom types under the cargo
+//!   feature of the same name, so one program can be run normally or explored schedule by
+//!   schedule ([`explore`]).
+//! - [`trace`] records what happened (actor, event, message, logical time) so a failure can
+//!   be drawn, and [`invariant`] turns a trace into violations: at-least-once delivery,
+//!   exactly-once effects, durable-after-ack, bounded depth, shutdown within a bound.
+//! - [`check`] runs a scenario's ordered check stages and writes a JSON report
+//!   ([`report`]) that `bughunt check` reads, so nobody scrapes test-runner output.
+//!
+//! ## How to debug a failure
+//! Every failing stage carries its trace. `bughunt check` draws it; in a test of your own,
+//! print [`trace::Trace::events`]. Schedule-explored stages fail on the same schedule every run.
+//!
+//! ## Limits
+//! The simulated disk models append-only files and one directory; shuttle explores
+//! sequentially consistent schedules only (memory-ordering bugs need loom); loom explores
+//! with a preemption bound of 2, which finds the bugs in this catalog but is not a proof.
+
+pub mod check;
+pub mod clock;
+pub mod demo;
+pub mod disk;
+pub mod explore;
+pub mod fault;
+pub mod invariant;
+pub mod queue;
+pub mod report;
+#[cfg(feature = "tokio")]
+pub mod sink;
+pub mod sync;
+pub mod trace;
+
+pub use sync::thread;
+
+#[cfg(all(feature = "shuttle", feature = "loom"))]
+compile_error!("bughunt-kit: enable at most one of the features `shuttle` and `loom`");

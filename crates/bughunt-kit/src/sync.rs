@@ -1,0 +1,26 @@
+//! The sync facade: `std` by default, shuttle or loom under the feature of the same name.
+//!
+//! A hunt's code imports its locks, atomics, channels and threads from here instead of
+//! `std`. Built normally it *is* std; built with `--features shuttle` (or `loom`) the same
+//! source runs under a checker that controls every thread switch and can explore them, so a
+//! race shows on every run instead of once in a thousand. This is the pattern loom's own
+//! documentation recommends, chosen with a cargo feature rather than `--cfg`, which would
+//! rebuild every dependency.
+
+#[cfg(not(any(feature = "shuttle", feature = "loom")))]
+pub use std::sync::{atomic, mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+#[cfg(not(any(feature = "shuttle", feature = "loom")))]
+pub use std::thread;
+
+#[cfg(all(feature = "shuttle", not(feature = "loom")))]
+pub use shuttle::sync::{atomic, mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+#[cfg(all(feature = "shuttle", not(feature = "loom")))]
+pub use shuttle::thread;
+
+#[cfg(all(feature = "loom", not(feature = "shuttle")))]
+pub use loom::sync::{atomic, mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+#[cfg(all(feature = "loom", not(feature = "shuttle")))]
+pub use loom::thread;
