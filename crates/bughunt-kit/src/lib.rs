@@ -36,6 +36,8 @@ pub mod disk;
 pub mod explore;
 pub mod fault;
 pub mod invariant;
+#[cfg(feature = "tokio")]
+pub mod paused;
 pub mod queue;
 pub mod report;
 #[cfg(feature = "tokio")]
