@@ -71,6 +71,15 @@ impl Disk {
         disk
     }
 
+    /// Arms a power cut during a later sync: the `syncs_from_now`-th sync from now (1 = the
+    /// next one), keeping `torn_bytes` of the pending data. Checks use it to tear a record
+    /// whatever number of syncs the code under test made before.
+    pub fn plan_power_cut_at_sync(&self, syncs_from_now: u64, torn_bytes: u64) {
+        let mut state = self.state();
+        let nth = state.stats.syncs + syncs_from_now.max(1);
+        state.power_cut_at_sync = Some((nth, torn_bytes));
+    }
+
     fn state(&self) -> MutexGuard<'_, DiskState> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -314,6 +323,20 @@ mod tests {
         assert!(disk.append("log", b"x").is_err());
         assert_eq!(disk.reboot().read("log").unwrap(), b"onetwo");
         assert_eq!(disk.stats().syncs, 2);
+    }
+
+    /// A cut armed from now strikes at the next sync, however many came before.
+    #[test]
+    fn power_cut_armed_for_next_sync() {
+        let disk = disk_with_log();
+        for _ in 0..3 {
+            disk.append("log", b"ok").unwrap();
+            disk.sync("log").unwrap();
+        }
+        disk.append("log", b"torn!").unwrap();
+        disk.plan_power_cut_at_sync(1, 2);
+        assert!(disk.sync("log").is_err());
+        assert_eq!(disk.reboot().read("log").unwrap(), b"okokokto");
     }
 
     /// OS writeback makes pending bytes durable without a sync.
