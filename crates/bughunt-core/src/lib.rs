@@ -1,1 +1,11 @@
+//! bughunt's engine: the embedded catalog, the demos, the drawings and the validator.
+//! The `bughunt` binary is a thin command line over this crate.
 
+pub mod catalog;
+pub mod demo;
+pub mod demos;
+pub mod diagram;
+pub mod huntcrate;
+pub mod process;
+pub mod text;
+pub mod validate;

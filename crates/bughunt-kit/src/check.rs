@@ -58,7 +58,11 @@ impl Ctx {
             return;
         }
         invariant::mark(&self.trace, &violations);
-        let shown: Vec<String> = violations.iter().take(5).map(|v| v.detail.clone()).collect();
+        let shown: Vec<String> = violations
+            .iter()
+            .take(5)
+            .map(|v| v.detail.clone())
+            .collect();
         let more = violations.len().saturating_sub(shown.len());
         let mut message = shown.join("; ");
         if more > 0 {
@@ -114,7 +118,10 @@ fn run_stages_reporting_to(
     let save = |report: &CheckReport| {
         if let Some(path) = &report_path {
             if let Err(error) = report.write_to(path) {
-                eprintln!("bughunt-kit: could not write the check report {}: {error}", path.display());
+                eprintln!(
+                    "bughunt-kit: could not write the check report {}: {error}",
+                    path.display()
+                );
             }
         }
     };
@@ -123,7 +130,9 @@ fn run_stages_reporting_to(
     // a failing stage is reported below, once, in words.
     let previous_hook = panic::take_hook();
     panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
         LAST_PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
     }));
 
@@ -179,9 +188,24 @@ mod tests {
 
     fn stages() -> Vec<Stage> {
         vec![
-            Stage { id: "first", title: "first holds", mentor: "-", run: pass },
-            Stage { id: "second", title: "second holds", mentor: "Close! Look at m7.", run: fail },
-            Stage { id: "third", title: "third holds", mentor: "-", run: pass },
+            Stage {
+                id: "first",
+                title: "first holds",
+                mentor: "-",
+                run: pass,
+            },
+            Stage {
+                id: "second",
+                title: "second holds",
+                mentor: "Close! Look at m7.",
+                run: fail,
+            },
+            Stage {
+                id: "third",
+                title: "third holds",
+                mentor: "-",
+                run: pass,
+            },
         ]
     }
 
@@ -198,7 +222,10 @@ mod tests {
         assert!(outcome.is_err(), "a failing stage must fail the test");
         let report = CheckReport::read_from(&path).unwrap();
         let statuses: Vec<Status> = report.stages.iter().map(|s| s.status).collect();
-        assert_eq!(statuses, vec![Status::Passed, Status::Failed, Status::NotRun]);
+        assert_eq!(
+            statuses,
+            vec![Status::Passed, Status::Failed, Status::NotRun]
+        );
         let failure = report.first_failure().unwrap();
         assert_eq!(failure.id, "second");
         assert!(failure.detail.as_deref().unwrap().contains("m7 came back"));

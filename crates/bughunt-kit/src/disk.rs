@@ -82,7 +82,9 @@ impl Disk {
 
     fn state(&self) -> MutexGuard<'_, DiskState> {
         // A panic while holding the lock leaves plain data behind; keep using it.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Creates an empty file. Its name is durable only after [`Disk::sync_dir`].

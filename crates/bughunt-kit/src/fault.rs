@@ -217,8 +217,12 @@ mod tests {
                 repeat: true,
             },
         ]);
-        let c1: Vec<u64> = (1..=7).filter(|n| plan.crashes_after_receive("c1", *n)).collect();
-        let c2: Vec<u64> = (1..=7).filter(|n| plan.crashes_after_receive("c2", *n)).collect();
+        let c1: Vec<u64> = (1..=7)
+            .filter(|n| plan.crashes_after_receive("c1", *n))
+            .collect();
+        let c2: Vec<u64> = (1..=7)
+            .filter(|n| plan.crashes_after_receive("c2", *n))
+            .collect();
         assert_eq!(c1, vec![3]);
         assert_eq!(c2, vec![2, 4, 6]);
         assert!(!plan.crashes_after_receive("c3", 2));
@@ -249,7 +253,8 @@ mod tests {
         assert!(doc.faults.drops_ack(8));
         assert!(!doc.faults.drops_ack(6));
         assert_eq!(doc.faults.power_cut_at_sync(), Some((2, 5)));
-        let unknown = serde_json::from_str::<FaultPlan>(r#"[{"fault":"drop-ack","nth":1,"oops":2}]"#);
+        let unknown =
+            serde_json::from_str::<FaultPlan>(r#"[{"fault":"drop-ack","nth":1,"oops":2}]"#);
         assert!(unknown.is_err());
     }
 

@@ -186,7 +186,10 @@ mod tests {
             trace.event("producer", EventKind::Send).msg(*msg).record();
         }
         for msg in processed {
-            trace.event("consumer", EventKind::Process).msg(*msg).record();
+            trace
+                .event("consumer", EventKind::Process)
+                .msg(*msg)
+                .record();
         }
         trace
     }
@@ -248,7 +251,10 @@ mod tests {
     #[test]
     fn shutdown_bounds() {
         assert!(shutdown_within(Some(100), 100, 0).is_empty());
-        assert_eq!(shutdown_within(None, 100, 0)[0].invariant, Invariant::ShutdownWithinBound);
+        assert_eq!(
+            shutdown_within(None, 100, 0)[0].invariant,
+            Invariant::ShutdownWithinBound
+        );
         let leaked = shutdown_within(Some(5), 100, 2);
         assert_eq!(leaked.len(), 1);
         assert_eq!(leaked[0].invariant, Invariant::NoLeakedTask);

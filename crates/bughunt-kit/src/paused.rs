@@ -19,5 +19,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 /// Tasks spawned on the current runtime that have not finished yet.
 pub fn tasks_alive() -> u64 {
-    tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks() as u64
 }

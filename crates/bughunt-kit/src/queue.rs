@@ -94,8 +94,10 @@ impl Broker {
             body: stored.body.clone(),
             attempt: stored.attempts,
         };
-        self.in_flight
-            .insert(stored.id, (stored, now.saturating_add(self.visibility_timeout_ms)));
+        self.in_flight.insert(
+            stored.id,
+            (stored, now.saturating_add(self.visibility_timeout_ms)),
+        );
         Some(delivery)
     }
 
@@ -127,7 +129,11 @@ mod tests {
         assert_eq!(delivered.id, second);
         assert!(broker.ack(second));
         clock.advance_ms(99);
-        assert_eq!(broker.receive(), None, "nothing is visible before the timeout");
+        assert_eq!(
+            broker.receive(),
+            None,
+            "nothing is visible before the timeout"
+        );
         clock.advance_ms(1);
         let again = broker.receive().unwrap();
         assert_eq!((again.id, again.attempt), (first, 2));

@@ -35,7 +35,9 @@ impl Sink {
     }
 
     fn record(&self) -> std::sync::MutexGuard<'_, Record> {
-        self.record.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.record
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Does the work for job `job`: takes the sink's work time and records start and end.

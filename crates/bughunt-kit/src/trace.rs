@@ -139,7 +139,9 @@ impl Trace {
     }
 
     fn state(&self) -> MutexGuard<'_, TraceState> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sets the simulated time stamped on the events recorded from now on.
@@ -229,9 +231,17 @@ mod tests {
     #[test]
     fn records_in_order_with_time() {
         let trace = Trace::new();
-        trace.event("producer", EventKind::Send).to("queue").msg(1).record();
+        trace
+            .event("producer", EventKind::Send)
+            .to("queue")
+            .msg(1)
+            .record();
         trace.set_time_ms(30);
-        trace.event("queue", EventKind::Deliver).to("c1").msg(1).record();
+        trace
+            .event("queue", EventKind::Deliver)
+            .to("c1")
+            .msg(1)
+            .record();
         let events = trace.events();
         assert_eq!(events.len(), 2);
         assert_eq!((events[0].seq, events[0].at_ms), (0, 0));
@@ -243,9 +253,21 @@ mod tests {
     #[test]
     fn story_of_a_lost_message() {
         let trace = Trace::new();
-        trace.event("producer", EventKind::Send).to("queue").msg(1).record();
-        trace.event("producer", EventKind::Send).to("queue").msg(2).record();
-        trace.event("queue", EventKind::Deliver).to("c2").msg(1).record();
+        trace
+            .event("producer", EventKind::Send)
+            .to("queue")
+            .msg(1)
+            .record();
+        trace
+            .event("producer", EventKind::Send)
+            .to("queue")
+            .msg(2)
+            .record();
+        trace
+            .event("queue", EventKind::Deliver)
+            .to("c2")
+            .msg(1)
+            .record();
         trace.event("c1", EventKind::Crash).msg(2).record();
         trace.event("c2", EventKind::Crash).msg(1).record();
         trace.event("disk", EventKind::PowerCut).record();

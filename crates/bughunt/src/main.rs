@@ -1,1 +1,77 @@
-fn main() {}
+//! The `bughunt` command line: a table of commands over `bughunt-core`.
+
+mod cmd;
+mod exit;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Learn how message queues and concurrent code fail, by watching it happen and by fixing
+/// small, deliberately broken programs.
+#[derive(Parser)]
+#[command(name = "bughunt", version, about, long_about = None)]
+struct Cli {
+    /// When to use colour: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every scenario template: id, category, difficulty, curriculum week.
+    List(cmd::list::Args),
+    /// Run a pattern's wrong way and right way side by side under injected faults.
+    ///
+    /// Both run in-process, deterministically: the same ID prints the same bytes every time.
+    /// ID is a template id or a category id (its first template).
+    Demo(cmd::demo::Args),
+    /// Commands for people who write scenarios.
+    #[command(subcommand)]
+    Dev(cmd::dev::Command),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    }
+    .write_global();
+    let result = match cli.command {
+        Command::List(args) => cmd::list::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Dev(command) => cmd::dev::run(command),
+    };
+    exit::report(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Exit;
+
+    /// clap's own consistency checks on the command definitions.
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    /// Exit codes keep their documented values.
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Exit::Success as u8, 0);
+        assert_eq!(Exit::BugStillThere as u8, 1);
+        assert_eq!(Exit::Usage as u8, 2);
+    }
+}

@@ -1,0 +1,561 @@
+//! The scenario catalog, embedded in the binary and checked as it loads.
+//!
+//! Every folder `scenarios/<category>/<id>/` is a template (see `scenarios/README.md`).
+//! Loading parses every `scenario.toml` and `category.toml` and checks what the format
+//! promises: ids match folders, three hints, a known difficulty and checker, a first stage
+//! that exists in `checks.rs`, real `https` links, wrong fixes that exist. A malformed file
+//! is an error naming the file and the field, never a panic; the test suite loads the
+//! catalog, so such a file never ships.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bughunt_kit::fault::FaultPlan;
+use include_dir::{include_dir, Dir};
+use serde::{Deserialize, Serialize};
+
+/// The scenarios folder, as it was when bughunt was built.
+pub static SCENARIOS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../scenarios");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+/// What makes the template's bug deterministic; it picks the hunt crate's dependencies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Checker {
+    /// Simulated clock, disk and fault plans.
+    Sim,
+    /// Exhaustive shuttle schedule search.
+    Shuttle,
+    /// loom with a preemption bound.
+    Loom,
+    /// tokio with paused time.
+    Tokio,
+}
+
+impl Checker {
+    /// The bughunt-kit feature a hunt crate turns on for this checker.
+    pub fn kit_feature(self) -> Option<&'static str> {
+        match self {
+            Checker::Sim => None,
+            Checker::Shuttle => Some("shuttle"),
+            Checker::Loom => Some("loom"),
+            Checker::Tokio => Some("tokio"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::Sim => "sim",
+            Checker::Shuttle => "shuttle",
+            Checker::Loom => "loom",
+            Checker::Tokio => "tokio",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherSystem {
+    pub system: String,
+    pub how: String,
+}
+
+/// The bug-demonstration comment of the brief, as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explanation {
+    pub headline: String,
+    pub whats_wrong: String,
+    pub lesson: String,
+    pub other_systems: Vec<OtherSystem>,
+    pub flow_buggy: String,
+    pub flow_correct: String,
+    pub tradeoff: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Docs,
+    Article,
+    Paper,
+    Incident,
+    Talk,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    pub title: String,
+    pub url: String,
+    pub kind: ResourceKind,
+}
+
+/// A plausible wrong fix, kept to prove a later stage catches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrongFix {
+    pub file: String,
+    pub fails_at: String,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSpec {
+    pub summary: String,
+    #[serde(default)]
+    pub faults: FaultPlan,
+}
+
+/// `scenario.toml`, as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioToml {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    pub difficulty: Difficulty,
+    pub week: u8,
+    pub checker: Checker,
+    pub broken_fails_at: String,
+    pub hints: Vec<String>,
+    pub key_points: Vec<String>,
+    pub explanation: Explanation,
+    pub resources: Vec<Resource>,
+    #[serde(default)]
+    pub wrong_fixes: Vec<WrongFix>,
+    pub demo: Option<DemoSpec>,
+}
+
+/// `category.toml`, as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryToml {
+    pub title: String,
+    pub summary: String,
+}
+
+/// One template with its sources.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub meta: ScenarioToml,
+    /// `scenarios/<category>/<id>`, for messages.
+    pub folder: String,
+    pub broken_rs: &'static str,
+    pub fixed_rs: &'static str,
+    pub checks_rs: &'static str,
+    pub demo_rs: Option<&'static str>,
+    /// (file as listed, source) for each wrong fix.
+    pub wrong_rs: Vec<(String, &'static str)>,
+}
+
+impl Template {
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Category {
+    pub id: String,
+    pub meta: CategoryToml,
+}
+
+/// The whole catalog: categories and templates, both in id order.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub categories: BTreeMap<String, Category>,
+    pub templates: Vec<Template>,
+}
+
+/// A file of the catalog that is not as the format says.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct CatalogError {
+    pub file: String,
+    pub problem: String,
+}
+
+fn error(file: &str, problem: impl Into<String>) -> CatalogError {
+    CatalogError {
+        file: file.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn text_of(
+    root: &Path,
+    dir: &Dir<'static>,
+    name: &str,
+) -> Result<Option<&'static str>, CatalogError> {
+    let path = dir.path().join(name);
+    match dir.get_file(&path) {
+        None => Ok(None),
+        Some(file) => file
+            .contents_utf8()
+            .map(Some)
+            .ok_or_else(|| error(&shown(root, &path), "is not UTF-8 text")),
+    }
+}
+
+/// A catalog path as a learner or author knows it: `scenarios/<category>/<id>/...`.
+fn shown(root: &Path, path: &Path) -> String {
+    format!(
+        "scenarios/{}",
+        path.strip_prefix(root).unwrap_or(path).display()
+    )
+}
+
+fn is_kebab(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl Catalog {
+    /// The catalog built into this binary.
+    pub fn embedded() -> Result<Catalog, CatalogError> {
+        Self::from_dir(&SCENARIOS)
+    }
+
+    /// Loads and checks a catalog from a scenarios folder.
+    pub fn from_dir(root: &Dir<'static>) -> Result<Catalog, CatalogError> {
+        let mut categories = BTreeMap::new();
+        let mut templates = Vec::new();
+        let root_path = root.path();
+        let mut category_dirs: Vec<&Dir<'static>> = root.dirs().collect();
+        category_dirs.sort_by_key(|dir| dir.path().to_owned());
+        for category_dir in category_dirs {
+            let category_id = category_dir
+                .path()
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let category_file = shown(root_path, &category_dir.path().join("category.toml"));
+            if !is_kebab(&category_id) {
+                return Err(error(
+                    &category_file,
+                    "the folder name must be a kebab-case category id",
+                ));
+            }
+            let text = text_of(root_path, category_dir, "category.toml")?.ok_or_else(|| {
+                error(&category_file, "is missing (every category folder has one)")
+            })?;
+            let meta: CategoryToml =
+                toml::from_str(text).map_err(|e| error(&category_file, toml_problem(text, &e)))?;
+            categories.insert(
+                category_id.clone(),
+                Category {
+                    id: category_id.clone(),
+                    meta,
+                },
+            );
+            let mut template_dirs: Vec<&Dir<'static>> = category_dir.dirs().collect();
+            template_dirs.sort_by_key(|dir| dir.path().to_owned());
+            for template_dir in template_dirs {
+                templates.push(load_template(root_path, &category_id, template_dir)?);
+            }
+        }
+        let mut seen = BTreeMap::new();
+        for template in &templates {
+            if let Some(other) = seen.insert(template.id().to_owned(), template.folder.clone()) {
+                return Err(error(
+                    &format!("{}/scenario.toml", template.folder),
+                    format!("field `id`: `{}` is also the id of {other}", template.id()),
+                ));
+            }
+        }
+        templates.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+        Ok(Catalog {
+            categories,
+            templates,
+        })
+    }
+
+    /// The template with this id.
+    pub fn template(&self, id: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.meta.id == id)
+    }
+
+    /// The templates of a category, easiest and earliest first.
+    pub fn in_category(&self, category: &str) -> Vec<&Template> {
+        let mut found: Vec<&Template> = self
+            .templates
+            .iter()
+            .filter(|t| t.meta.category == category)
+            .collect();
+        found.sort_by_key(|t| (t.meta.week, t.meta.difficulty, t.meta.id.clone()));
+        found
+    }
+
+    /// Templates named by ids or categories, in the order asked, each once. Unknown names
+    /// are an error that suggests the nearest names.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Template>, UnknownName> {
+        if names.is_empty() {
+            return Ok(self.templates.iter().collect());
+        }
+        let mut chosen: Vec<&Template> = Vec::new();
+        for name in names {
+            let found: Vec<&Template> = match self.template(name) {
+                Some(template) => vec![template],
+                None => self.in_category(name),
+            };
+            if found.is_empty() {
+                return Err(UnknownName {
+                    name: name.clone(),
+                    nearest: self.nearest(name),
+                });
+            }
+            for template in found {
+                if !chosen.iter().any(|t| t.meta.id == template.meta.id) {
+                    chosen.push(template);
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Template and category ids closest to `name`, closest first (at most three).
+    pub fn nearest(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .templates
+            .iter()
+            .map(|t| t.meta.id.clone())
+            .chain(self.categories.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut scored: Vec<(usize, String)> = names
+            .into_iter()
+            .map(|candidate| {
+                let distance = strsim::damerau_levenshtein(name, &candidate);
+                let contains = candidate.contains(name) || name.contains(candidate.as_str());
+                (if contains { 0 } else { distance }, candidate)
+            })
+            .collect();
+        scored.sort();
+        let best = scored.first().map(|(d, _)| *d).unwrap_or(0);
+        scored
+            .into_iter()
+            .filter(|(d, _)| *d <= best.max(1) + 2)
+            .take(3)
+            .map(|(_, candidate)| candidate)
+            .collect()
+    }
+}
+
+/// A name that is neither a template nor a category.
+#[derive(Debug, thiserror::Error)]
+#[error("no template or category named `{name}`{}", suggestion(.nearest))]
+pub struct UnknownName {
+    pub name: String,
+    pub nearest: Vec<String>,
+}
+
+fn suggestion(nearest: &[String]) -> String {
+    match nearest {
+        [] => "; run `bughunt list` to see them all".to_owned(),
+        [one] => format!("; did you mean `{one}`? (`bughunt list` shows them all)"),
+        many => format!(
+            "; did you mean one of {}? (`bughunt list` shows them all)",
+            many.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A TOML error as one line: where (line, and the field written there) and what.
+fn toml_problem(text: &str, error: &toml::de::Error) -> String {
+    let message = error
+        .message()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let line_number = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_number - 1).unwrap_or_default();
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() && !key.trim_start().starts_with('[') => {
+            format!("line {line_number}, field `{}`: {message}", key.trim())
+        }
+        _ => format!("line {line_number}: {message}"),
+    }
+}
+
+fn load_template(
+    root: &Path,
+    category_id: &str,
+    dir: &Dir<'static>,
+) -> Result<Template, CatalogError> {
+    let folder = shown(root, dir.path());
+    let toml_file = format!("{folder}/scenario.toml");
+    let text = text_of(root, dir, "scenario.toml")?
+        .ok_or_else(|| error(&toml_file, "is missing (every template folder has one)"))?;
+    let meta: ScenarioToml =
+        toml::from_str(text).map_err(|e| error(&toml_file, toml_problem(text, &e)))?;
+    let field =
+        |name: &str, problem: String| error(&toml_file, format!("field `{name}`: {problem}"));
+
+    let folder_name = dir
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if meta.id != folder_name {
+        return Err(field(
+            "id",
+            format!("`{}` must equal the folder name `{folder_name}`", meta.id),
+        ));
+    }
+    if !is_kebab(&meta.id) {
+        return Err(field("id", format!("`{}` must be kebab-case", meta.id)));
+    }
+    if meta.category != category_id {
+        return Err(field(
+            "category",
+            format!(
+                "`{}` must equal the parent folder name `{category_id}`",
+                meta.category
+            ),
+        ));
+    }
+    if !(1..=8).contains(&meta.week) {
+        return Err(field(
+            "week",
+            format!("{} is outside the 8-week curriculum (1 to 8)", meta.week),
+        ));
+    }
+    if meta.hints.len() != 3 || meta.hints.iter().any(|h| h.trim().is_empty()) {
+        return Err(field(
+            "hints",
+            format!(
+                "needs exactly 3 non-empty hints, found {}",
+                meta.hints.len()
+            ),
+        ));
+    }
+    if meta.key_points.is_empty() {
+        return Err(field("key_points", "needs at least one point".to_owned()));
+    }
+    for (name, value) in [
+        ("title", &meta.title),
+        ("explanation.headline", &meta.explanation.headline),
+        ("explanation.whats_wrong", &meta.explanation.whats_wrong),
+        ("explanation.lesson", &meta.explanation.lesson),
+        ("explanation.flow_buggy", &meta.explanation.flow_buggy),
+        ("explanation.flow_correct", &meta.explanation.flow_correct),
+        ("explanation.tradeoff", &meta.explanation.tradeoff),
+    ] {
+        if value.trim().is_empty() {
+            return Err(field(name, "is empty".to_owned()));
+        }
+    }
+    if meta.explanation.other_systems.is_empty() {
+        return Err(field(
+            "explanation.other_systems",
+            "names no system".to_owned(),
+        ));
+    }
+    if meta.resources.is_empty() {
+        return Err(field("resources", "lists no resource".to_owned()));
+    }
+    for resource in &meta.resources {
+        let rest = resource.url.strip_prefix("https://").unwrap_or_default();
+        if rest.is_empty() || !rest.contains('.') || rest.contains(char::is_whitespace) {
+            return Err(field(
+                "resources.url",
+                format!("`{}` is not an https link", resource.url),
+            ));
+        }
+    }
+
+    let required = |name: &str| -> Result<&'static str, CatalogError> {
+        text_of(root, dir, name)?.ok_or_else(|| error(&format!("{folder}/{name}"), "is missing"))
+    };
+    let broken_rs = required("broken.rs")?;
+    let fixed_rs = required("fixed.rs")?;
+    let checks_rs = required("checks.rs")?;
+    let demo_rs = text_of(root, dir, "demo.rs")?;
+    match (&meta.demo, demo_rs) {
+        (Some(_), None) => {
+            return Err(field(
+                "demo",
+                "is present but demo.rs is missing".to_owned(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(error(
+                &format!("{folder}/demo.rs"),
+                "exists but scenario.toml has no [demo]",
+            ))
+        }
+        _ => {}
+    }
+    let stage_named = |stage: &str| checks_rs.contains(&format!("\"{stage}\""));
+    if !stage_named(&meta.broken_fails_at) {
+        return Err(field(
+            "broken_fails_at",
+            format!("stage `{}` is not an id in checks.rs", meta.broken_fails_at),
+        ));
+    }
+    let mut wrong_rs = Vec::new();
+    for wrong in &meta.wrong_fixes {
+        if !wrong.file.starts_with("wrong/") || !wrong.file.ends_with(".rs") {
+            return Err(field(
+                "wrong_fixes.file",
+                format!("`{}` must be wrong/<name>.rs", wrong.file),
+            ));
+        }
+        if !stage_named(&wrong.fails_at) {
+            return Err(field(
+                "wrong_fixes.fails_at",
+                format!("stage `{}` is not an id in checks.rs", wrong.fails_at),
+            ));
+        }
+        let source = required(&wrong.file)?;
+        wrong_rs.push((wrong.file.clone(), source));
+    }
+    if let Some(wrong_dir) = dir.get_dir(dir.path().join("wrong")) {
+        for file in wrong_dir.files() {
+            let listed = file
+                .path()
+                .strip_prefix(dir.path())
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned());
+            if !meta
+                .wrong_fixes
+                .iter()
+                .any(|w| Some(&w.file) == listed.as_ref())
+            {
+                return Err(error(
+                    &shown(root, file.path()),
+                    "is not listed under [[wrong_fixes]]",
+                ));
+            }
+        }
+    }
+    Ok(Template {
+        meta,
+        folder,
+        broken_rs,
+        fixed_rs,
+        checks_rs,
+        demo_rs,
+        wrong_rs,
+    })
+}

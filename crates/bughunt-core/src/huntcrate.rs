@@ -1,0 +1,141 @@
+//! Writing hunt crates: a scenario form as a real Cargo crate, checks included.
+//!
+//! A hunt crate is what a learner edits and what `bughunt dev validate` builds: its
+//! `src/lib.rs` is one form of a template (library name `hunt`), its `tests/checks.rs` the
+//! template's checks, and it depends on the kit vendored beside it, with the feature of the
+//! template's checker. Files are written only when their content changes, so cargo's
+//! incremental builds stay warm.
+
+use std::io;
+use std::path::Path;
+
+use include_dir::{include_dir, Dir};
+
+use crate::catalog::Checker;
+
+/// The kit's source, vendored into every workspace that builds hunt crates.
+pub static KIT: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../bughunt-kit");
+
+/// The lock file bughunt was built with: every workspace it writes starts from it, so every
+/// learner builds the same dependency versions.
+pub const LOCKFILE: &str = include_str!("../../../Cargo.lock");
+
+/// The tokio version hunt crates use; the kit pins the same.
+pub const TOKIO_DEPENDENCY: &str =
+    r#"tokio = { version = "=1.54.1", features = ["rt", "macros", "sync", "time", "test-util"] }"#;
+
+/// Writes `contents` to `path` unless it already holds exactly that. True if it wrote.
+pub fn write_if_changed(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    if std::fs::read(path).ok().as_deref() == Some(contents) {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, contents)?;
+    Ok(true)
+}
+
+/// Vendors the kit into `dir` (its Cargo.toml and sources).
+pub fn write_kit(dir: &Path) -> io::Result<()> {
+    fn walk(source: &Dir<'static>, dir: &Path) -> io::Result<()> {
+        for file in source.files() {
+            write_if_changed(&dir.join(file.path()), file.contents())?;
+        }
+        for sub in source.dirs() {
+            walk(sub, dir)?;
+        }
+        Ok(())
+    }
+    walk(&KIT, dir)
+}
+
+/// The manifest of a hunt crate named `package`, whose kit is at `kit_path` (relative).
+pub fn manifest(package: &str, checker: Checker, kit_path: &str) -> String {
+    let features = match checker.kit_feature() {
+        Some(feature) => format!(", features = [\"{feature}\"]"),
+        None => String::new(),
+    };
+    let tokio = if checker == Checker::Tokio {
+        format!("{TOKIO_DEPENDENCY}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        r#"[package]
+name = "{package}"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[lib]
+name = "hunt"
+path = "src/lib.rs"
+doctest = false
+
+[[test]]
+name = "checks"
+path = "tests/checks.rs"
+
+[dependencies]
+bughunt-kit = {{ path = "{kit_path}"{features} }}
+{tokio}"#
+    )
+}
+
+/// Writes one hunt crate into `dir`.
+pub fn write_crate(
+    dir: &Path,
+    package: &str,
+    checker: Checker,
+    kit_path: &str,
+    lib_rs: &str,
+    checks_rs: &str,
+) -> io::Result<()> {
+    write_if_changed(
+        &dir.join("Cargo.toml"),
+        manifest(package, checker, kit_path).as_bytes(),
+    )?;
+    write_if_changed(&dir.join("src/lib.rs"), lib_rs.as_bytes())?;
+    write_if_changed(&dir.join("tests/checks.rs"), checks_rs.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kit travels whole: its manifest needs no workspace, and its sources are there.
+    #[test]
+    fn kit_is_self_contained() {
+        let manifest = KIT.get_file("Cargo.toml").unwrap().contents_utf8().unwrap();
+        assert!(
+            !manifest.contains(".workspace"),
+            "the vendored kit must not inherit from a workspace"
+        );
+        assert!(KIT.get_file("src/lib.rs").is_some());
+        assert!(LOCKFILE.contains("name = \"shuttle\""));
+    }
+
+    /// A tokio hunt gets tokio; a shuttle hunt gets the kit's shuttle feature.
+    #[test]
+    fn manifests_follow_the_checker() {
+        let tokio = manifest("x", Checker::Tokio, "../kit");
+        assert!(tokio.contains("features = [\"tokio\"]") && tokio.contains("tokio = {"));
+        let shuttle = manifest("x", Checker::Shuttle, "../kit");
+        assert!(shuttle.contains("features = [\"shuttle\"]") && !shuttle.contains("tokio"));
+        assert!(
+            manifest("x", Checker::Sim, "../kit").contains("bughunt-kit = { path = \"../kit\" }")
+        );
+    }
+
+    /// Unchanged content is not rewritten (so incremental builds stay warm).
+    #[test]
+    fn writes_only_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.txt");
+        assert!(write_if_changed(&path, b"one").unwrap());
+        assert!(!write_if_changed(&path, b"one").unwrap());
+        assert!(write_if_changed(&path, b"two").unwrap());
+    }
+}

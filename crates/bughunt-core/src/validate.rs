@@ -1,0 +1,445 @@
+//! `bughunt dev validate`: proving every template with cargo, as a learner's crate would be.
+//!
+//! For each template, each of its forms becomes a real hunt crate in one Cargo workspace:
+//! the broken form, the fixed form and every listed wrong fix. The crates are built with
+//! cargo (one build per checker, since the kit's checker features must not unify across
+//! crates), then each crate's check binary runs with a wall-clock bound and writes its JSON
+//! report. A template holds when its broken form fails at `broken_fails_at`, each wrong fix
+//! fails at its stage, and its fixed form passes every stage.
+//!
+//! The workspace persists between runs (files are rewritten only when they change), so a
+//! second validation only rebuilds what changed. A lock file keeps two validations from
+//! sharing one workspace at once.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bughunt_kit::report::{CheckReport, Status, REPORT_ENV};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::catalog::{Checker, Template};
+use crate::huntcrate::{self, LOCKFILE};
+use crate::process::{run_bounded, Finished};
+
+/// The longest a cargo build of one checker group may take.
+pub const BUILD_BOUND: Duration = Duration::from_secs(1_800);
+
+/// What an instance is expected to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Fail, first at this stage.
+    FailsAt(String),
+    /// Pass every stage.
+    Passes,
+}
+
+/// One crate to build and check: a form of a template.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub template: String,
+    /// `broken`, `fixed`, or the wrong fix's file (`wrong/name.rs`).
+    pub form: String,
+    pub package: String,
+    pub checker: Checker,
+    pub expect: Expect,
+    lib_rs: &'static str,
+    checks_rs: &'static str,
+}
+
+impl Instance {
+    /// "visibility-timeout (broken)"
+    pub fn name(&self) -> String {
+        format!("{} ({})", self.template, self.form)
+    }
+}
+
+/// What became of one instance.
+#[derive(Debug)]
+pub struct Outcome {
+    pub instance: Instance,
+    /// None when the instance held; else what went wrong, in one paragraph.
+    pub problem: Option<String>,
+    /// What it did, in a few words: "fails at crash-after-receive", "passes 3 stages".
+    pub summary: String,
+    pub elapsed: Duration,
+}
+
+/// How to validate.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The workspace to build in; kept between runs.
+    pub workspace: PathBuf,
+    /// How many check binaries run at once.
+    pub jobs: usize,
+    /// The bound on one check binary's run.
+    pub timeout: Duration,
+    /// The cargo to run.
+    pub cargo: PathBuf,
+}
+
+impl Options {
+    /// The default workspace: one per bughunt version, in the system's temporary folder.
+    pub fn default_workspace() -> PathBuf {
+        std::env::temp_dir().join(format!("bughunt-validate-{}", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// The cargo that runs us, else the one on PATH.
+    pub fn default_cargo() -> PathBuf {
+        std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("cargo"))
+    }
+}
+
+/// Every instance of these templates, in catalog order: broken, wrong fixes, fixed.
+pub fn instances(templates: &[&Template]) -> Vec<Instance> {
+    let mut all = Vec::new();
+    for template in templates {
+        let meta = &template.meta;
+        let make = |form: &str, suffix: &str, lib_rs: &'static str, expect: Expect| Instance {
+            template: meta.id.clone(),
+            form: form.to_owned(),
+            package: format!("{}--{suffix}", meta.id),
+            checker: meta.checker,
+            expect,
+            lib_rs,
+            checks_rs: template.checks_rs,
+        };
+        all.push(make(
+            "broken",
+            "broken",
+            template.broken_rs,
+            Expect::FailsAt(meta.broken_fails_at.clone()),
+        ));
+        for ((file, source), wrong) in template.wrong_rs.iter().zip(&meta.wrong_fixes) {
+            let stem = file.trim_start_matches("wrong/").trim_end_matches(".rs");
+            let suffix = format!("wrong-{}", stem.replace('_', "-"));
+            all.push(make(
+                file,
+                &suffix,
+                source,
+                Expect::FailsAt(wrong.fails_at.clone()),
+            ));
+        }
+        all.push(make("fixed", "fixed", template.fixed_rs, Expect::Passes));
+    }
+    all
+}
+
+/// Holds the workspace for one validation at a time.
+struct WorkspaceLock {
+    _file: File,
+}
+
+fn lock_workspace(workspace: &Path) -> Result<WorkspaceLock> {
+    std::fs::create_dir_all(workspace).with_context(|| {
+        format!(
+            "cannot create the validation workspace {}",
+            workspace.display()
+        )
+    })?;
+    let path = workspace.join(".bughunt-validate.lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(WorkspaceLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `bughunt dev validate` is using {}; wait for it to finish or pass --workspace DIR",
+            workspace.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+fn write_workspace(workspace: &Path, instances: &[Instance]) -> Result<()> {
+    let members: Vec<String> = instances
+        .iter()
+        .map(|i| format!("    \"crates/{}\",", i.package))
+        .collect();
+    let manifest = format!(
+        "# Written by `bughunt dev validate`; rewritten on every run.\n[workspace]\nresolver = \"2\"\nmembers = [\n{}\n]\n",
+        members.join("\n")
+    );
+    huntcrate::write_if_changed(&workspace.join("Cargo.toml"), manifest.as_bytes())?;
+    if !workspace.join("Cargo.lock").exists() {
+        huntcrate::write_if_changed(&workspace.join("Cargo.lock"), LOCKFILE.as_bytes())?;
+    }
+    huntcrate::write_kit(&workspace.join("kit"))?;
+    for instance in instances {
+        huntcrate::write_crate(
+            &workspace.join("crates").join(&instance.package),
+            &instance.package,
+            instance.checker,
+            "../../kit",
+            instance.lib_rs,
+            instance.checks_rs,
+        )?;
+    }
+    Ok(())
+}
+
+/// Builds the check binaries of `packages`: package → executable, or package → compile errors.
+fn build(
+    options: &Options,
+    packages: &[&str],
+) -> Result<BTreeMap<String, Result<PathBuf, String>>> {
+    let mut command = Command::new(&options.cargo);
+    command
+        .current_dir(&options.workspace)
+        .env("CARGO_TARGET_DIR", options.workspace.join("target"))
+        .args(["test", "--no-run", "--message-format=json"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let finished = run_bounded(command, BUILD_BOUND).with_context(|| {
+        format!(
+            "cannot run {}; is Rust installed (https://rustup.rs)?",
+            options.cargo.display()
+        )
+    })?;
+    if finished.timed_out() {
+        bail!(
+            "cargo did not finish building within {} s",
+            BUILD_BOUND.as_secs()
+        );
+    }
+    let mut built: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
+    let crates_dir = options.workspace.join("crates");
+    for line in finished.stdout.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let package = message["manifest_path"]
+            .as_str()
+            .map(Path::new)
+            .and_then(|manifest| manifest.parent())
+            .filter(|dir| dir.parent() == Some(crates_dir.as_path()))
+            .and_then(|dir| dir.file_name())
+            .map(|name| name.to_string_lossy().into_owned());
+        let Some(package) = package else { continue };
+        match message["reason"].as_str() {
+            Some("compiler-artifact") if message["target"]["name"] == "checks" => {
+                if let Some(executable) = message["executable"].as_str() {
+                    built.insert(package, Ok(PathBuf::from(executable)));
+                }
+            }
+            Some("compiler-message") if message["message"]["level"] == "error" => {
+                let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
+                let entry = built.entry(package).or_insert_with(|| Err(String::new()));
+                if let Err(errors) = entry {
+                    errors.push_str(rendered);
+                }
+            }
+            _ => {}
+        }
+    }
+    let compile_errors = built.values().any(Result::is_err);
+    if !finished.success() && !compile_errors {
+        bail!(
+            "cargo failed to build the validation workspace:\n{}",
+            tail(&finished.stderr, 40)
+        );
+    }
+    Ok(built)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn judge(
+    instance: &Instance,
+    finished: &Finished,
+    report_path: &Path,
+    options: &Options,
+) -> (Option<String>, String) {
+    let reproduce = format!(
+        "reproduce: cd {} && {REPORT_ENV}=report.json cargo test",
+        options
+            .workspace
+            .join("crates")
+            .join(&instance.package)
+            .display()
+    );
+    if finished.timed_out() {
+        return (
+            Some(format!(
+                "the checks did not finish within {} s (a deadlock, or a stage that never ends)\n{reproduce}",
+                options.timeout.as_secs()
+            )),
+            "timed out".to_owned(),
+        );
+    }
+    let report = match CheckReport::read_from(report_path) {
+        Ok(report) => report,
+        Err(error) => {
+            return (
+                Some(format!(
+                    "no check report ({error}); the test binary said:\n{}\n{reproduce}",
+                    tail(&format!("{}{}", finished.stdout, finished.stderr), 20)
+                )),
+                "no report".to_owned(),
+            )
+        }
+    };
+    let first = report.first_failure();
+    let said = |stage: &bughunt_kit::report::StageReport| {
+        format!(
+            "stage `{}` {}: {}",
+            stage.id,
+            if stage.status == Status::Running {
+                "died while running"
+            } else {
+                "failed"
+            },
+            stage.detail.as_deref().unwrap_or("(no detail)")
+        )
+    };
+    match (&instance.expect, first) {
+        (Expect::Passes, None) if report.passed() && finished.success() => {
+            (None, format!("passes all {} stages", report.stages.len()))
+        }
+        (Expect::Passes, None) => (
+            Some(format!(
+                "every stage passed but the test binary exited with {:?}\n{reproduce}",
+                finished.status
+            )),
+            "exit status".to_owned(),
+        ),
+        (Expect::Passes, Some(stage)) => (
+            Some(format!("expected to pass every stage, but {}\n{reproduce}", said(stage))),
+            format!("fails at {}", stage.id),
+        ),
+        (Expect::FailsAt(expected), Some(stage))
+            if &stage.id == expected && stage.status == Status::Failed && !finished.success() =>
+        {
+            (None, format!("fails at {expected}"))
+        }
+        (Expect::FailsAt(expected), Some(stage)) => (
+            Some(format!("expected to fail at stage `{expected}`, but {}\n{reproduce}", said(stage))),
+            format!("fails at {}", stage.id),
+        ),
+        (Expect::FailsAt(expected), None) => (
+            Some(format!(
+                "expected to fail at stage `{expected}`, but every stage passed: the checks cannot see this bug\n{reproduce}"
+            )),
+            "passes".to_owned(),
+        ),
+    }
+}
+
+/// Validates every instance of `templates`. Errors are for the environment (no cargo, a
+/// workspace in use); an instance that does not hold is an [`Outcome`] with a problem.
+pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcome>> {
+    let instances = instances(templates);
+    let _lock = lock_workspace(&options.workspace)?;
+    write_workspace(&options.workspace, &instances)?;
+    let reports = options.workspace.join("reports");
+    std::fs::create_dir_all(&reports)?;
+
+    let bar = ProgressBar::new(instances.len() as u64).with_style(
+        ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len} {elapsed}")
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+
+    let mut executables: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
+    for checker in [
+        Checker::Sim,
+        Checker::Tokio,
+        Checker::Shuttle,
+        Checker::Loom,
+    ] {
+        let group: Vec<&str> = instances
+            .iter()
+            .filter(|i| i.checker == checker)
+            .map(|i| i.package.as_str())
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        bar.set_message(format!(
+            "building {} {} crates",
+            group.len(),
+            checker.name()
+        ));
+        let mut built = build(options, &group)?;
+        if group.iter().any(|p| !built.contains_key(*p)) {
+            // cargo stops at the first crate that does not compile: build the rest one by one
+            // so every instance gets its own verdict.
+            for package in &group {
+                if !built.contains_key(*package) {
+                    let one = build(options, &[package])?;
+                    built.extend(one);
+                }
+            }
+        }
+        executables.extend(built);
+    }
+
+    bar.set_message("running checks");
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<(usize, Outcome)>> = Mutex::new(Vec::new());
+    let jobs = options.jobs.clamp(1, instances.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(instance) = instances.get(index) else {
+                    break;
+                };
+                let started = Instant::now();
+                let (problem, summary) = match executables.get(&instance.package) {
+                    None => (
+                        Some("cargo built no check binary for it".to_owned()),
+                        "not built".to_owned(),
+                    ),
+                    Some(Err(errors)) => (
+                        Some(format!("does not compile:\n{}", tail(errors, 30))),
+                        "compile error".to_owned(),
+                    ),
+                    Some(Ok(executable)) => {
+                        let report_path = reports.join(format!("{}.json", instance.package));
+                        let _ = std::fs::remove_file(&report_path);
+                        let mut command = Command::new(executable);
+                        command
+                            .current_dir(options.workspace.join("crates").join(&instance.package))
+                            .env(REPORT_ENV, &report_path)
+                            .arg("--quiet");
+                        match run_bounded(command, options.timeout) {
+                            Ok(finished) => judge(instance, &finished, &report_path, options),
+                            Err(error) => (
+                                Some(format!("could not run the check binary: {error}")),
+                                "not run".to_owned(),
+                            ),
+                        }
+                    }
+                };
+                let outcome = Outcome {
+                    instance: instance.clone(),
+                    problem,
+                    summary,
+                    elapsed: started.elapsed(),
+                };
+                bar.inc(1);
+                outcomes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((index, outcome));
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    outcomes.sort_by_key(|(index, _)| *index);
+    Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+}

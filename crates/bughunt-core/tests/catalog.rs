@@ -1,0 +1,116 @@
+//! The catalog loader: the built-in catalog is well-formed, and malformed scenario files are
+//! errors that name the file and the field.
+
+use bughunt_core::catalog::{Catalog, Checker};
+use include_dir::{include_dir, Dir};
+
+/// The catalog built into bughunt loads, and holds the five seed families and the probes.
+#[test]
+fn the_embedded_catalog_is_well_formed() {
+    let catalog = Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+    for category in [
+        "message-loss",
+        "duplicate-delivery",
+        "consumer-starvation",
+        "persistence",
+        "shutdown-leak",
+    ] {
+        let templates = catalog.in_category(category);
+        assert!(!templates.is_empty(), "no template for {category}");
+        assert!(
+            templates.iter().any(|t| t.meta.demo.is_some()),
+            "{category} needs a demo"
+        );
+    }
+    for checker in [Checker::Shuttle, Checker::Loom, Checker::Tokio] {
+        assert!(
+            catalog.templates.iter().any(|t| t.meta.checker == checker),
+            "no template explores with {checker:?}"
+        );
+    }
+    for template in &catalog.templates {
+        assert!(
+            !template.wrong_rs.is_empty(),
+            "{}: every template proves its later stages with a wrong fix",
+            template.folder
+        );
+    }
+}
+
+static FIXTURES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/fixtures");
+
+fn fixture(case: &str) -> &'static Dir<'static> {
+    FIXTURES
+        .get_dir(case)
+        .unwrap_or_else(|| panic!("no fixture {case}"))
+}
+
+fn load_error(case: &str) -> String {
+    match Catalog::from_dir(fixture(case)) {
+        Ok(_) => panic!("a malformed catalog loaded"),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// The fixture the malformed ones are made from loads.
+#[test]
+fn a_well_formed_fixture_loads() {
+    let catalog = Catalog::from_dir(fixture("good")).unwrap();
+    assert_eq!(catalog.templates.len(), 1);
+    assert_eq!(catalog.categories["cat-a"].meta.title, "Category A");
+}
+
+macro_rules! malformed {
+    ($name:ident, $case:literal, $file:literal, [$($needle:literal),+]) => {
+        #[doc = concat!("Fixture `", $case, "`: the error names the file and what is wrong.")]
+        #[test]
+        fn $name() {
+            let message = load_error($case);
+            assert!(message.starts_with($file), "{message}");
+            $(assert!(message.contains($needle), "`{}` missing from: {message}", $needle);)+
+        }
+    };
+}
+
+malformed!(
+    two_hints,
+    "two-hints",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["field `hints`", "exactly 3"]
+);
+malformed!(
+    unknown_field,
+    "unknown-field",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["weeks"]
+);
+malformed!(
+    id_mismatch,
+    "id-mismatch",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["field `id`", "tpl-b"]
+);
+malformed!(
+    unknown_stage,
+    "unknown-stage",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["field `broken_fails_at`", "no-such-stage"]
+);
+malformed!(
+    bad_url,
+    "bad-url",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["resources.url", "http://example.org/docs"]
+);
+malformed!(
+    bad_difficulty,
+    "bad-difficulty",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["Trivial", "difficulty"]
+);
+malformed!(
+    no_category_toml,
+    "no-category-toml",
+    "scenarios/cat-a/category.toml",
+    ["missing"]
+);
