@@ -443,3 +443,119 @@ pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcom
     outcomes.sort_by_key(|(index, _)| *index);
     Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use bughunt_kit::report::{StageReport, REPORT_FORMAT};
+
+    use super::*;
+
+    fn instance(expect: Expect) -> Instance {
+        Instance {
+            template: "t".into(),
+            form: "broken".into(),
+            package: "t--broken".into(),
+            checker: Checker::Sim,
+            expect,
+            lib_rs: "",
+            checks_rs: "",
+        }
+    }
+
+    fn stage(id: &str, status: Status) -> StageReport {
+        StageReport {
+            id: id.into(),
+            title: id.into(),
+            status,
+            mentor: String::new(),
+            detail: Some(format!("{id} detail")),
+            location: None,
+            replay: None,
+            trace: Vec::new(),
+        }
+    }
+
+    fn finished(code: i32) -> Finished {
+        Finished {
+            status: Some(std::process::ExitStatus::from_raw(code << 8)),
+            stdout: String::new(),
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn judged(expect: Expect, stages: Vec<StageReport>, code: i32) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let report = CheckReport {
+            format: REPORT_FORMAT,
+            template: "t".into(),
+            stages,
+        };
+        report.write_to(&path).unwrap();
+        let options = Options {
+            workspace: dir.path().to_owned(),
+            jobs: 1,
+            timeout: Duration::from_secs(1),
+            cargo: PathBuf::from("cargo"),
+        };
+        judge(&instance(expect), &finished(code), &path, &options).0
+    }
+
+    /// A broken form whose checks all pass is caught: the checks cannot see the bug.
+    #[test]
+    fn broken_that_passes_does_not_hold() {
+        let problem = judged(
+            Expect::FailsAt("a".into()),
+            vec![stage("a", Status::Passed), stage("b", Status::Passed)],
+            0,
+        );
+        assert!(problem.unwrap().contains("cannot see this bug"));
+    }
+
+    /// Failing at another stage than expected does not hold, and says which.
+    #[test]
+    fn failing_at_the_wrong_stage_does_not_hold() {
+        let problem = judged(
+            Expect::FailsAt("a".into()),
+            vec![stage("a", Status::Passed), stage("b", Status::Failed)],
+            101,
+        )
+        .unwrap();
+        assert!(problem.contains("expected to fail at stage `a`") && problem.contains("`b` failed"));
+    }
+
+    /// Dying mid-stage is not the failure a template promises.
+    #[test]
+    fn dying_mid_stage_does_not_hold() {
+        let problem = judged(Expect::FailsAt("a".into()), vec![stage("a", Status::Running)], 134).unwrap();
+        assert!(problem.contains("died while running"));
+    }
+
+    /// The expected failure holds; a full pass holds for a fixed form, not otherwise.
+    #[test]
+    fn expected_outcomes_hold() {
+        assert_eq!(judged(Expect::FailsAt("a".into()), vec![stage("a", Status::Failed)], 101), None);
+        assert_eq!(judged(Expect::Passes, vec![stage("a", Status::Passed)], 0), None);
+        assert!(judged(Expect::Passes, vec![stage("a", Status::Failed)], 101).is_some());
+        assert!(judged(Expect::Passes, vec![stage("a", Status::Passed)], 101).is_some());
+    }
+
+    /// A missing report is a problem that shows what the binary printed.
+    #[test]
+    fn missing_report_does_not_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            workspace: dir.path().to_owned(),
+            jobs: 1,
+            timeout: Duration::from_secs(1),
+            cargo: PathBuf::from("cargo"),
+        };
+        let mut output = finished(101);
+        output.stderr = "thread panicked before the runner started".into();
+        let (problem, _) = judge(&instance(Expect::Passes), &output, &dir.path().join("none.json"), &options);
+        assert!(problem.unwrap().contains("panicked before the runner"));
+    }
+}

@@ -1,0 +1,43 @@
+//! `bughunt dev validate` over the whole catalog: every template's broken form fails at its
+//! expected stage, every wrong fix at its stage, every fixed form passes, with cargo, as a
+//! learner's crate would be built. This is the test that proves the catalog.
+
+use assert_cmd::Command;
+
+/// The whole catalog holds. The workspace lives under cargo's target folder, so reruns are
+/// incremental.
+#[test]
+fn every_template_proves_itself() {
+    let workspace = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("validate");
+    let output = Command::cargo_bin("bughunt")
+        .unwrap()
+        .args(["dev", "validate", "--workspace"])
+        .arg(&workspace)
+        .timeout(std::time::Duration::from_secs(1_500))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "validation failed:\n{stdout}\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('✓')).collect();
+    assert!(lines.len() >= 16, "expected at least two forms for each of eight templates:\n{stdout}");
+    assert!(lines.iter().any(|l| l.contains("(broken): fails at")));
+    assert!(lines.iter().any(|l| l.contains("(fixed): passes all")));
+    assert!(!stdout.contains('✗'), "{stdout}");
+}
+
+/// A validation that names an unknown template exits 2 with a suggestion, before building.
+#[test]
+fn validate_unknown_id() {
+    let output = Command::cargo_bin("bughunt")
+        .unwrap()
+        .args(["dev", "validate", "lost-updat"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`lost-update`"));
+}
