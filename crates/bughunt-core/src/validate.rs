@@ -524,21 +524,38 @@ mod tests {
             101,
         )
         .unwrap();
-        assert!(problem.contains("expected to fail at stage `a`") && problem.contains("`b` failed"));
+        assert!(
+            problem.contains("expected to fail at stage `a`") && problem.contains("`b` failed")
+        );
     }
 
     /// Dying mid-stage is not the failure a template promises.
     #[test]
     fn dying_mid_stage_does_not_hold() {
-        let problem = judged(Expect::FailsAt("a".into()), vec![stage("a", Status::Running)], 134).unwrap();
+        let problem = judged(
+            Expect::FailsAt("a".into()),
+            vec![stage("a", Status::Running)],
+            134,
+        )
+        .unwrap();
         assert!(problem.contains("died while running"));
     }
 
     /// The expected failure holds; a full pass holds for a fixed form, not otherwise.
     #[test]
     fn expected_outcomes_hold() {
-        assert_eq!(judged(Expect::FailsAt("a".into()), vec![stage("a", Status::Failed)], 101), None);
-        assert_eq!(judged(Expect::Passes, vec![stage("a", Status::Passed)], 0), None);
+        assert_eq!(
+            judged(
+                Expect::FailsAt("a".into()),
+                vec![stage("a", Status::Failed)],
+                101
+            ),
+            None
+        );
+        assert_eq!(
+            judged(Expect::Passes, vec![stage("a", Status::Passed)], 0),
+            None
+        );
         assert!(judged(Expect::Passes, vec![stage("a", Status::Failed)], 101).is_some());
         assert!(judged(Expect::Passes, vec![stage("a", Status::Passed)], 101).is_some());
     }
@@ -555,7 +572,12 @@ mod tests {
         };
         let mut output = finished(101);
         output.stderr = "thread panicked before the runner started".into();
-        let (problem, _) = judge(&instance(Expect::Passes), &output, &dir.path().join("none.json"), &options);
+        let (problem, _) = judge(
+            &instance(Expect::Passes),
+            &output,
+            &dir.path().join("none.json"),
+            &options,
+        );
         assert!(problem.unwrap().contains("panicked before the runner"));
     }
 }

@@ -142,9 +142,13 @@ fn run_stages_reporting_to(
         save(&report);
         let mut ctx = Ctx::default();
         LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+        crate::explore::take_replay();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| (stage.run)(&mut ctx)));
         let entry = &mut report.stages[index];
-        entry.replay = ctx.replay.take();
+        entry.replay = match (ctx.replay.take(), crate::explore::take_replay()) {
+            (Some(said), Some(schedule)) => Some(format!("{said}; {schedule}")),
+            (said, schedule) => said.or(schedule),
+        };
         match outcome {
             Ok(()) => {
                 entry.status = Status::Passed;

@@ -24,6 +24,17 @@ pub fn explorer_name() -> &'static str {
     }
 }
 
+thread_local! {
+    static LAST_FAILING_SCHEDULE: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// How to see the last failure of [`every_schedule`] on this thread again, once: the check
+/// runner puts it in the report of the failing stage.
+pub fn take_replay() -> Option<String> {
+    LAST_FAILING_SCHEDULE.with(|slot| slot.borrow_mut().take())
+}
+
 /// Runs `test` under every schedule the checker explores; panics on the first failing one.
 pub fn every_schedule<F>(test: F)
 where
@@ -31,7 +42,7 @@ where
 {
     #[cfg(all(feature = "shuttle", not(feature = "loom")))]
     {
-        shuttle::check_dfs(test, Some(SHUTTLE_SCHEDULES_MAX));
+        shuttle_search(test);
     }
     #[cfg(all(feature = "loom", not(feature = "shuttle")))]
     {
@@ -42,5 +53,49 @@ where
     #[cfg(not(any(feature = "shuttle", feature = "loom")))]
     {
         test();
+    }
+}
+
+/// Shuttle's exhaustive search, keeping the failing schedule so the report can say how to
+/// replay it (shuttle writes it to a file in a folder of our own, read back on failure).
+#[cfg(all(feature = "shuttle", not(feature = "loom")))]
+fn shuttle_search<F>(test: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static SEARCHES: AtomicU64 = AtomicU64::new(0);
+    let folder = std::env::temp_dir().join(format!(
+        "bughunt-shuttle-{}-{}",
+        std::process::id(),
+        SEARCHES.fetch_add(1, Ordering::SeqCst)
+    ));
+    let persisted = std::fs::create_dir_all(&folder).is_ok();
+    let mut config = shuttle::Config::new();
+    if persisted {
+        config.failure_persistence = shuttle::FailurePersistence::File(Some(folder.clone()));
+    }
+    let scheduler = shuttle::scheduler::DfsScheduler::new(Some(SHUTTLE_SCHEDULES_MAX), false);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        shuttle::Runner::new(scheduler, config).run(test);
+    }));
+    let schedule = std::fs::read_dir(&folder)
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(|entry| entry.ok())
+        .and_then(|entry| std::fs::read_to_string(entry.path()).ok());
+    let _ = std::fs::remove_dir_all(&folder);
+    if let Err(panic) = outcome {
+        if let Some(schedule) = schedule {
+            let schedule = schedule.trim().to_owned();
+            let replay = format!(
+                "{}: this schedule fails on every run; replay it with shuttle::replay(test, \"{schedule}\")",
+                explorer_name()
+            );
+            LAST_FAILING_SCHEDULE.with(|slot| *slot.borrow_mut() = Some(replay));
+        }
+        resume_unwind(panic);
     }
 }

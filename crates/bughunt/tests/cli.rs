@@ -79,7 +79,10 @@ fn demos_show_the_bug_and_the_fix_deterministically() {
             fixed["violations"]
         );
         for run in [broken, fixed] {
-            assert!(!run["events"].as_array().unwrap().is_empty(), "{family}: no events");
+            assert!(
+                !run["events"].as_array().unwrap().is_empty(),
+                "{family}: no events"
+            );
         }
         let bad = |run: &Value| -> u64 {
             run["counts"]
@@ -90,8 +93,15 @@ fn demos_show_the_bug_and_the_fix_deterministically() {
                 .map(|c| c["value"].as_u64().unwrap())
                 .sum()
         };
-        assert!(bad(broken) > 0, "{family}: the broken run counts nothing bad");
-        assert_eq!(bad(fixed), 0, "{family}: the fixed run counts something bad");
+        assert!(
+            bad(broken) > 0,
+            "{family}: the broken run counts nothing bad"
+        );
+        assert_eq!(
+            bad(fixed),
+            0,
+            "{family}: the fixed run counts something bad"
+        );
     }
 }
 
@@ -115,10 +125,17 @@ fn demo_text_has_the_demonstration_block() {
             "✗ wrong way:",
             "✓ right way: no violations",
         ] {
-            assert!(text.contains(part), "{family}: `{part}` missing from the demo page");
+            assert!(
+                text.contains(part),
+                "{family}: `{part}` missing from the demo page"
+            );
         }
         assert!(text.contains('│'), "{family}: no lifelines drawn");
-        assert_eq!(text, stdout_of(&["demo", family]), "{family}: text differs between runs");
+        assert_eq!(
+            text,
+            stdout_of(&["demo", family]),
+            "{family}: text differs between runs"
+        );
     }
 }
 

@@ -24,7 +24,10 @@ fn every_template_proves_itself() {
         "validation failed:\n{stdout}\n{stderr}"
     );
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('✓')).collect();
-    assert!(lines.len() >= 16, "expected at least two forms for each of eight templates:\n{stdout}");
+    assert!(
+        lines.len() >= 16,
+        "expected at least two forms for each of eight templates:\n{stdout}"
+    );
     assert!(lines.iter().any(|l| l.contains("(broken): fails at")));
     assert!(lines.iter().any(|l| l.contains("(fixed): passes all")));
     assert!(!stdout.contains('✗'), "{stdout}");
