@@ -1,0 +1,67 @@
+//! A job queue between a producer and a consumer that may fall behind.
+//!
+//! The producer offers jobs with [`Queue::try_send`]; the consumer takes them, oldest first,
+//! with [`Queue::receive`]. The queue is made for a given number of jobs, and a job it does
+//! not take goes back to the producer inside [`Full`], so the producer decides what to do
+//! with it: hold it, offer it again later, or report upstream that it is overloaded.
+
+use std::collections::VecDeque;
+
+/// One unit of work. Not `Clone`: a job is in one place at a time, queued or in the
+/// producer's hands.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: u64,
+}
+
+/// The queue did not take the job: here it is back, untouched.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Full(pub Job);
+
+/// A first-in, first-out queue of jobs, made for `capacity` jobs.
+#[derive(Debug)]
+pub struct Queue {
+    jobs: VecDeque<Job>,
+    capacity: usize,
+}
+
+impl Queue {
+    /// An empty queue made for `capacity` jobs.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            jobs: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Offers a job to the queue.
+    pub fn try_send(&mut self, job: Job) -> Result<(), Full> {
+        // FIX: `VecDeque::with_capacity` only preallocates: the deque grows past it without a
+        // word, so nothing bounded this queue. The bound is checked here, against the jobs
+        // waiting now (depth), not against how many were ever sent, so room comes back as the
+        // consumer takes jobs.
+        if self.jobs.len() >= self.capacity {
+            // FIX: refuse, and hand the same job back. Returning Ok and dropping it (or evicting
+            // the oldest) would hide the overload from the one party who can act on it: the
+            // producer, who must now hold the job, slow down, and offer it again later.
+            return Err(Full(job));
+        }
+        self.jobs.push_back(job);
+        Ok(())
+    }
+
+    /// Takes the oldest waiting job, if there is one.
+    pub fn receive(&mut self) -> Option<Job> {
+        self.jobs.pop_front()
+    }
+
+    /// How many jobs are waiting now.
+    pub fn depth(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// How many jobs the queue was made for.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

@@ -1,0 +1,118 @@
+//! The write-ahead log of a small message queue.
+//!
+//! A producer publishes a message; when [`Log::publish`] returns `Ok`, the producer is told
+//! its message is safe (acked) and forgets it. Every message is one record appended to
+//! [`LOG_FILE`]:
+//!
+//! ```text
+//! ┌─────────────┬───────────────┬───────────────────┐
+//! │ length: u32 │ checksum: u32 │ payload (length)  │
+//! └─────────────┴───────────────┴───────────────────┘
+//! ```
+//!
+//! Both numbers are little-endian; the checksum is [`bughunt_kit::disk::checksum`] of the
+//! payload. After a restart, [`recover`] reads the records back in order and stops at the
+//! first one that is not whole: the torn tail a power cut can leave in the middle of a write.
+
+use std::io;
+
+use bughunt_kit::disk::{checksum, Disk};
+
+/// The log's only file.
+pub const LOG_FILE: &str = "queue.log";
+/// The largest payload one record holds. Recovery also uses it to refuse a length read from
+/// a torn header instead of trusting it.
+pub const PAYLOAD_MAX_BYTES: usize = 64 * 1024;
+/// The most messages one batch may publish.
+pub const BATCH_MAX_MESSAGES: usize = 1_024;
+
+/// length (u32) + checksum (u32).
+const HEADER_BYTES: usize = 8;
+
+/// The log, open for publishing.
+pub struct Log {
+    disk: Disk,
+}
+
+impl Log {
+    /// Opens the log on `disk`, creating [`LOG_FILE`] if it does not exist yet.
+    pub fn open(disk: Disk) -> io::Result<Log> {
+        if !disk.exists(LOG_FILE) {
+            disk.create(LOG_FILE)?;
+            // A new file's name survives a power cut only once its directory is synced.
+            disk.sync_dir()?;
+        }
+        Ok(Log { disk })
+    }
+
+    /// Publishes one message. `Ok` is the ack: the producer forgets the message.
+    pub fn publish(&mut self, payload: &[u8]) -> io::Result<()> {
+        let mut record = Vec::with_capacity(HEADER_BYTES + payload.len());
+        encode(payload, &mut record)?;
+        self.disk.append(LOG_FILE, &record)?;
+        self.disk.sync_dir()
+    }
+
+    /// Publishes several messages in one write. `Ok` acks all of them.
+    pub fn publish_batch(&mut self, payloads: &[&[u8]]) -> io::Result<()> {
+        if payloads.len() > BATCH_MAX_MESSAGES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a batch holds at most {BATCH_MAX_MESSAGES} messages"),
+            ));
+        }
+        let mut records = Vec::new();
+        for payload in payloads {
+            encode(payload, &mut records)?;
+        }
+        self.disk.append(LOG_FILE, &records)?;
+        self.disk.sync_dir()
+    }
+}
+
+/// Every whole record in the log, in order. Stops at the first record that is cut short or
+/// whose checksum does not match.
+pub fn recover(disk: &Disk) -> io::Result<Vec<Vec<u8>>> {
+    if !disk.exists(LOG_FILE) {
+        return Ok(Vec::new());
+    }
+    let bytes = disk.read(LOG_FILE)?;
+    let mut payloads = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let Some((payload, after)) = decode(rest) {
+        payloads.push(payload.to_vec());
+        rest = after;
+    }
+    Ok(payloads)
+}
+
+/// Appends the record for `payload` to `out`.
+fn encode(payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    if payload.len() > PAYLOAD_MAX_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a payload holds at most {PAYLOAD_MAX_BYTES} bytes"),
+        ));
+    }
+    let length = payload.len() as u32;
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&checksum(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// The payload of the first record in `bytes` and the bytes after it, or `None` if the
+/// record is not whole (the end of the log, or a torn tail).
+fn decode(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let header = bytes.get(..HEADER_BYTES)?;
+    let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let expected = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if length > PAYLOAD_MAX_BYTES {
+        return None;
+    }
+    let payload = bytes.get(HEADER_BYTES..HEADER_BYTES + length)?;
+    if checksum(payload) != expected {
+        return None;
+    }
+    Some((payload, &bytes[HEADER_BYTES + length..]))
+}
