@@ -473,6 +473,7 @@ mod tests {
             detail: Some(format!("{id} detail")),
             location: None,
             replay: None,
+            elapsed_ms: 0,
             trace: Vec::new(),
         }
     }

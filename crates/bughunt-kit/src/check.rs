@@ -111,6 +111,7 @@ fn run_stages_reporting_to(
                 detail: None,
                 location: None,
                 replay: None,
+                elapsed_ms: 0,
                 trace: Vec::new(),
             })
             .collect(),
@@ -143,8 +144,10 @@ fn run_stages_reporting_to(
         let mut ctx = Ctx::default();
         LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
         crate::explore::take_replay();
+        let started = std::time::Instant::now();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| (stage.run)(&mut ctx)));
         let entry = &mut report.stages[index];
+        entry.elapsed_ms = started.elapsed().as_millis() as u64;
         entry.replay = match (ctx.replay.take(), crate::explore::take_replay()) {
             (Some(said), Some(schedule)) => Some(format!("{said}; {schedule}")),
             (said, schedule) => said.or(schedule),

@@ -47,7 +47,7 @@ pub enum Fault {
 }
 
 fn hits(count: u64, nth: u64, repeat: bool) -> bool {
-    nth > 0 && (count == nth || (repeat && count % nth == 0))
+    nth > 0 && (count == nth || (repeat && count.is_multiple_of(nth)))
 }
 
 fn ordinal(n: u64) -> String {

@@ -44,6 +44,9 @@ pub struct StageReport {
     /// How the stage explored schedules, if it did, and how to see the failure again.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub replay: Option<String>,
+    /// How long the stage ran, in milliseconds of real time (schedule exploration included).
+    #[serde(default)]
+    pub elapsed_ms: u64,
     /// What happened in the stage, for drawing.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub trace: Vec<Event>,

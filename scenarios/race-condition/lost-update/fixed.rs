@@ -1,0 +1,72 @@
+//! Progress counters for a consumer group.
+//!
+//! Each consumer counts the messages it receives and the messages it finishes; a monitor
+//! reads both counts to report how many messages are in flight (the group's lag). They all
+//! share one `Progress` through an `Arc`, each from its own thread, and every read and write
+//! of the counts goes through one mutex.
+
+use bughunt_kit::sync::{Mutex, MutexGuard};
+
+/// Both counts, as one reader saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages a consumer has received.
+    pub received: u64,
+    /// Messages a consumer has finished.
+    pub processed: u64,
+}
+
+impl Counts {
+    /// Messages received and not finished yet.
+    pub fn in_flight(&self) -> u64 {
+        self.received - self.processed
+    }
+}
+
+/// The counts of one consumer group, shared by its consumers and its monitor.
+pub struct Progress {
+    counts: Mutex<Counts>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            counts: Mutex::new(Counts::default()),
+        }
+    }
+
+    /// A consumer received a message.
+    pub fn record_received(&self) {
+        // FIX: read, add and write back under ONE guard. Copying the counts out, letting the
+        // lock go and taking it again to save them left a gap in which another consumer's
+        // update could land; saving the stale copy then erased that update (a lost update).
+        // Every access being locked is not enough: the whole read-modify-write must be.
+        self.lock().received += 1;
+    }
+
+    /// A consumer finished a message.
+    pub fn record_processed(&self) {
+        // FIX: same here: one critical section from the read to the write.
+        self.lock().processed += 1;
+    }
+
+    /// Both counts as of one instant.
+    pub fn snapshot(&self) -> Counts {
+        *self.lock()
+    }
+
+    // FIX: `save` is gone. Writing back a whole copy made earlier is what erased the update
+    // that landed in between; each method now changes only its own count, in place.
+
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.counts
+            .lock()
+            .expect("a thread panicked while holding the progress lock")
+    }
+}
