@@ -14,6 +14,8 @@ use crate::trace::{EventKind, Trace};
 #[derive(Clone, Debug)]
 pub struct Sink {
     trace: Trace,
+    /// Event times are tokio time since the sink was made (paused time in checks).
+    epoch: tokio::time::Instant,
     work: Duration,
     record: Arc<Mutex<Record>>,
 }
@@ -29,6 +31,7 @@ impl Sink {
     pub fn new(trace: Trace, work_ms: u64) -> Self {
         Self {
             trace,
+            epoch: tokio::time::Instant::now(),
             work: Duration::from_millis(work_ms),
             record: Arc::default(),
         }
@@ -40,9 +43,14 @@ impl Sink {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn stamp(&self) {
+        self.trace.set_time_ms(self.epoch.elapsed().as_millis() as u64);
+    }
+
     /// Does the work for job `job`: takes the sink's work time and records start and end.
     pub async fn process(&self, job: u64) {
         self.record().started.push(job);
+        self.stamp();
         self.trace
             .event("consumer", EventKind::Deliver)
             .to("sink")
@@ -51,6 +59,7 @@ impl Sink {
             .record();
         tokio::time::sleep(self.work).await;
         self.record().finished.push(job);
+        self.stamp();
         self.trace
             .event("sink", EventKind::Process)
             .msg(job)
@@ -93,10 +102,13 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let sink = Sink::new(Trace::new(), 50);
+            let trace = Trace::new();
+            let sink = Sink::new(trace.clone(), 50);
             let start = tokio::time::Instant::now();
             sink.process(1).await;
             assert_eq!(start.elapsed(), Duration::from_millis(50));
+            let stamps: Vec<u64> = trace.events().iter().map(|e| e.at_ms).collect();
+            assert_eq!(stamps, vec![0, 50], "events carry the sink's own time");
             let worker = sink.clone();
             let task = tokio::spawn(async move { worker.process(2).await });
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -1,0 +1,76 @@
+//! A job consumer: one tokio task takes jobs from a channel and hands each one to a sink,
+//! one at a time, for as long as the service runs.
+//!
+//! The producer owns the sending end of the channel and keeps it open for the life of the
+//! service; jobs can arrive at any moment. When the service stops, it calls
+//! [`Consumer::shutdown`] and waits for it. The promise: when `shutdown` returns, the consumer
+//! task is gone (nothing will touch the sink again, so the caller can close it), and a job
+//! the consumer had already started was finished, not cut off halfway.
+
+use bughunt_kit::sink::Sink;
+// FIX: a oneshot channel carries the stop signal. Only one value is ever sent on it.
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// One unit of work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: u64,
+}
+
+/// A running consumer. Call [`Consumer::shutdown`] to stop it.
+pub struct Consumer {
+    // FIX: the consumer owns the sending half of the stop signal. Sending on it, or dropping
+    // it, tells the task to stop before it takes its next job.
+    stop: oneshot::Sender<()>,
+    /// The consumer task. It owns the receiving end of the jobs channel.
+    task: JoinHandle<()>,
+}
+
+impl Consumer {
+    /// Starts a task that processes the jobs from `jobs` in order, one at a time.
+    pub fn spawn(jobs: mpsc::Receiver<Job>, sink: Sink) -> Consumer {
+        let (stop, stop_requested) = oneshot::channel();
+        let task = tokio::spawn(consume(jobs, sink, stop_requested));
+        Consumer { stop, task }
+    }
+
+    /// Stops the consumer and returns once its task has ended.
+    pub async fn shutdown(self) {
+        // FIX: ask first, then wait. Awaiting the task alone waits for the producer to close
+        // the channel, which it never does while the service runs. `send` fails only if the
+        // task has already ended, and then there is nothing to ask.
+        let _ = self.stop.send(());
+        join(self.task).await;
+    }
+}
+
+async fn consume(
+    mut jobs: mpsc::Receiver<Job>,
+    sink: Sink,
+    mut stop_requested: oneshot::Receiver<()>,
+) {
+    loop {
+        // FIX: wait for the next job *or* the stop signal, whichever comes first. `recv()` is
+        // cancel-safe: when the stop wins, no job was taken out of the channel and dropped.
+        // `biased` looks at the stop first, so a busy channel cannot keep the consumer going.
+        let next = tokio::select! {
+            biased;
+            _ = &mut stop_requested => break,
+            next = jobs.recv() => next,
+        };
+        let Some(job) = next else { break };
+        // FIX: the work is outside the select!, so nothing races it: a stop that comes while
+        // a job is in the sink waits for that job to finish and is seen before the next one.
+        sink.process(job.id).await;
+    }
+}
+
+/// Waits for `task` to end. A panic in the task is raised again here, not swallowed.
+async fn join(task: JoinHandle<()>) {
+    if let Err(error) = task.await {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+}

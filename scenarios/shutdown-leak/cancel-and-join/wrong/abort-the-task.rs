@@ -1,0 +1,54 @@
+//! A job consumer: one tokio task takes jobs from a channel and hands each one to a sink,
+//! one at a time, for as long as the service runs.
+//!
+//! The producer owns the sending end of the channel and keeps it open for the life of the
+//! service; jobs can arrive at any moment. When the service stops, it calls
+//! [`Consumer::shutdown`] and waits for it. The promise: when `shutdown` returns, the consumer
+//! task is gone (nothing will touch the sink again, so the caller can close it), and a job
+//! the consumer had already started was finished, not cut off halfway.
+
+use bughunt_kit::sink::Sink;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// One unit of work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: u64,
+}
+
+/// A running consumer. Call [`Consumer::shutdown`] to stop it.
+pub struct Consumer {
+    /// The consumer task. It owns the receiving end of the jobs channel.
+    task: JoinHandle<()>,
+}
+
+impl Consumer {
+    /// Starts a task that processes the jobs from `jobs` in order, one at a time.
+    pub fn spawn(jobs: mpsc::Receiver<Job>, sink: Sink) -> Consumer {
+        let task = tokio::spawn(consume(jobs, sink));
+        Consumer { task }
+    }
+
+    /// Stops the consumer and returns once its task has ended.
+    pub async fn shutdown(self) {
+        // The task never ends on its own while the producer is alive, so end it here.
+        self.task.abort();
+        join(self.task).await;
+    }
+}
+
+async fn consume(mut jobs: mpsc::Receiver<Job>, sink: Sink) {
+    while let Some(job) = jobs.recv().await {
+        sink.process(job.id).await;
+    }
+}
+
+/// Waits for `task` to end. A panic in the task is raised again here, not swallowed.
+async fn join(task: JoinHandle<()>) {
+    if let Err(error) = task.await {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+}
