@@ -14,6 +14,12 @@ use crate::text::{heading, paragraph, BAD, GOOD, STRONG};
 
 /// How many events the drawing of a run without a message to follow shows (the last ones).
 const TAIL_EVENTS: usize = 14;
+/// How many events a drawing from a bookmark shows.
+const EXCERPT_EVENTS: usize = 24;
+/// The most rows a chart has.
+const CHART_ROWS: usize = 12;
+/// The widest bar of a chart.
+const CHART_COLUMNS: usize = 48;
 
 /// Both runs of one template's demo.
 #[derive(Debug, Serialize)]
@@ -63,11 +69,19 @@ pub fn run(template: &Template) -> Result<DemoOutcome, NoDemo> {
     })
 }
 
-/// The message whose story is drawn: the first one a violation of the broken run names.
+/// The message whose story is drawn: the first one a violation of the broken run names, else
+/// the one the demo put in focus.
 fn focus(outcome: &DemoOutcome) -> Option<u64> {
-    outcome.broken.violations.iter().find_map(|v| v.msg)
+    outcome
+        .broken
+        .violations
+        .iter()
+        .find_map(|v| v.msg)
+        .or(outcome.broken.focus_msg)
 }
 
+/// What to draw of a run: the focus message's story; else from the demo's bookmark; else the
+/// end of the run.
 fn excerpt(run: &DemoRun, focus: Option<u64>) -> (String, Vec<Event>) {
     if let Some(msg) = focus {
         let story = trace::story(&run.events, msg);
@@ -75,8 +89,62 @@ fn excerpt(run: &DemoRun, focus: Option<u64>) -> (String, Vec<Event>) {
             return (format!("what happened to m{msg}"), story);
         }
     }
+    if let Some(seq) = run.focus_from_seq {
+        let from: Vec<Event> = run
+            .events
+            .iter()
+            .filter(|e| e.seq >= seq)
+            .take(EXCERPT_EVENTS)
+            .cloned()
+            .collect();
+        if !from.is_empty() {
+            return ("what happened from the moment that matters".to_owned(), from);
+        }
+    }
     let start = run.events.len().saturating_sub(TAIL_EVENTS);
     ("how the run ended".to_owned(), run.events[start..].to_vec())
+}
+
+/// Draws a run's series as horizontal bars, at most [`CHART_ROWS`] rows (each row the
+/// highest value of its share of the samples), with the bound marked.
+fn chart(out: &mut String, run: &DemoRun, scale_max: u64) {
+    for series in &run.series {
+        if series.values.is_empty() {
+            continue;
+        }
+        let per_row = series.values.len().div_ceil(CHART_ROWS);
+        let scale = |value: u64| (value * CHART_COLUMNS as u64).div_ceil(scale_max.max(1)) as usize;
+        let bound_column = series.bound.map(scale);
+        let heading = match series.bound {
+            Some(bound) => format!("{} per {} (the bound, {bound}, is the ┆ column)", series.label, series.per),
+            None => format!("{} per {}", series.label, series.per),
+        };
+        out.push_str(&format!("    {heading}\n"));
+        for (row, chunk) in series.values.chunks(per_row).enumerate() {
+            let value = chunk.iter().copied().max().unwrap_or(0);
+            let filled = scale(value);
+            let width = filled.max(bound_column.map_or(0, |b| b + 1));
+            let bar: String = (0..width)
+                .map(|column| match (column < filled, Some(column) == bound_column) {
+                    (true, true) => '┃',
+                    (true, false) => '█',
+                    (false, true) => '┆',
+                    (false, false) => ' ',
+                })
+                .collect();
+            let first = row * per_row;
+            let last = first + chunk.len() - 1;
+            let over = series.bound.is_some_and(|bound| value > bound);
+            let span = format!("{first}–{last}");
+            let line = format!("{}s {span:>7} {bar} {value}", series.per);
+            if over {
+                out.push_str(&format!("    {BAD}{line}{BAD:#}\n"));
+            } else {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        out.push('\n');
+    }
 }
 
 /// The demo as JSON: `id`, `broken` and `fixed` with their `counts`, `violations`, `events`.
@@ -161,7 +229,8 @@ pub fn text(template: &Template, outcome: &DemoOutcome) -> String {
         .as_ref()
         .map(|d| d.summary.as_str())
         .unwrap_or_default();
-    out.push_str(&format!("{STRONG}THE RUN:{STRONG:#} {summary}\n"));
+    out.push_str(paragraph("THE RUN: ", summary).trim_end());
+    out.push('\n');
     for fault in &outcome.faults {
         out.push_str(&format!("  fault: {fault}\n"));
     }
@@ -169,17 +238,20 @@ pub fn text(template: &Template, outcome: &DemoOutcome) -> String {
 
     let focus = focus(outcome);
     let (what, events) = excerpt(&outcome.broken, focus);
-    out.push_str(&format!(
-        "{BAD}── The wrong way (broken.rs): {what}{BAD:#}\n"
-    ));
+    let scale_max = [&outcome.broken, &outcome.fixed]
+        .iter()
+        .flat_map(|run| run.series.iter().flat_map(|s| s.values.iter().copied().chain(s.bound)))
+        .max()
+        .unwrap_or(0);
+    out.push_str(&format!("{BAD}── The wrong way (broken.rs): {what}{BAD:#}\n"));
     draw(&mut out, &events);
     out.push('\n');
+    chart(&mut out, &outcome.broken, scale_max);
     let (what, events) = excerpt(&outcome.fixed, focus);
-    out.push_str(&format!(
-        "{GOOD}── The right way (fixed.rs): {what}{GOOD:#}\n"
-    ));
+    out.push_str(&format!("{GOOD}── The right way (fixed.rs): {what}{GOOD:#}\n"));
     draw(&mut out, &events);
     out.push('\n');
+    chart(&mut out, &outcome.fixed, scale_max);
 
     out.push_str(&counts_table(outcome));
     out.push('\n');

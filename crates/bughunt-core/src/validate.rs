@@ -341,6 +341,13 @@ fn judge(
 pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcome>> {
     let instances = instances(templates);
     let _lock = lock_workspace(&options.workspace)?;
+    // Absolute from here on: cargo runs in the workspace and names files absolutely.
+    let options = &Options {
+        workspace: options.workspace.canonicalize().with_context(|| {
+            format!("cannot resolve the workspace path {}", options.workspace.display())
+        })?,
+        ..options.clone()
+    };
     write_workspace(&options.workspace, &instances)?;
     let reports = options.workspace.join("reports");
     std::fs::create_dir_all(&reports)?;

@@ -18,11 +18,32 @@ pub struct Count {
     pub bad: bool,
 }
 
+/// A number sampled over the run (queue depth per tick), drawn as a bar chart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    /// What is measured: "queue depth".
+    pub label: String,
+    /// What one sample is: "tick".
+    pub per: String,
+    /// The value it must stay at or under, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bound: Option<u64>,
+    pub values: Vec<u64>,
+}
+
 /// The outcome of one demo run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoRun {
     pub counts: Vec<Count>,
     pub violations: Vec<Violation>,
+    /// The message whose story to draw when no violation names one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub focus_msg: Option<u64>,
+    /// Else, where in the trace the drawing starts (an event's `seq`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub focus_from_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub series: Vec<Series>,
     pub events: Vec<Event>,
 }
 
@@ -33,8 +54,34 @@ impl DemoRun {
         Self {
             counts: Vec::new(),
             violations,
+            focus_msg: None,
+            focus_from_seq: None,
+            series: Vec::new(),
             events: trace.events(),
         }
+    }
+
+    /// Draws the story of this message when no violation names one.
+    pub fn focus_msg(mut self, msg: u64) -> Self {
+        self.focus_msg = Some(msg);
+        self
+    }
+
+    /// Starts the drawing at this event (see [`Trace::next_seq`]) when no message is in focus.
+    pub fn focus_from_seq(mut self, seq: u64) -> Self {
+        self.focus_from_seq = Some(seq);
+        self
+    }
+
+    /// Adds a sampled number to draw as a chart.
+    pub fn series(mut self, label: &str, per: &str, bound: Option<u64>, values: Vec<u64>) -> Self {
+        self.series.push(Series {
+            label: label.to_owned(),
+            per: per.to_owned(),
+            bound,
+            values,
+        });
+        self
     }
 
     /// Adds a count a correct run may have any value of.

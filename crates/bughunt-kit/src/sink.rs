@@ -14,6 +14,8 @@ use crate::trace::{EventKind, Trace};
 #[derive(Clone, Debug)]
 pub struct Sink {
     trace: Trace,
+    /// Who is drawn handing work to the sink.
+    actor: String,
     /// Event times are tokio time since the sink was made (paused time in checks).
     epoch: tokio::time::Instant,
     work: Duration,
@@ -32,6 +34,7 @@ impl Sink {
         Self {
             trace,
             epoch: tokio::time::Instant::now(),
+            actor: "consumer".to_owned(),
             work: Duration::from_millis(work_ms),
             record: Arc::default(),
         }
@@ -43,6 +46,15 @@ impl Sink {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The same sink (same record, same trace), drawn as used by `actor`: give each consumer
+    /// of a demo its own, so the drawing says which one worked.
+    pub fn with_actor(&self, actor: impl Into<String>) -> Sink {
+        Sink {
+            actor: actor.into(),
+            ..self.clone()
+        }
+    }
+
     fn stamp(&self) {
         self.trace.set_time_ms(self.epoch.elapsed().as_millis() as u64);
     }
@@ -52,7 +64,7 @@ impl Sink {
         self.record().started.push(job);
         self.stamp();
         self.trace
-            .event("consumer", EventKind::Deliver)
+            .event(self.actor.clone(), EventKind::Deliver)
             .to("sink")
             .msg(job)
             .note("work starts")

@@ -177,6 +177,11 @@ impl Trace {
         state.events.push(event);
     }
 
+    /// The `seq` the next recorded event will get: a bookmark into the trace.
+    pub fn next_seq(&self) -> u64 {
+        self.state().next_seq
+    }
+
     /// A copy of every event kept, in order.
     pub fn events(&self) -> Vec<Event> {
         self.state().events.clone()

@@ -26,7 +26,7 @@ const TICK_MS: u64 = 1_000;
 /// A bound on the run, far above the ~110 ticks either form needs.
 const TICKS_MAX: u64 = 1_000;
 /// The consumer's name in the fault plan.
-const CONSUMER: &str = "consumer";
+const CONSUMER: &str = "c1";
 
 pub fn run(plan: &FaultPlan) -> DemoRun {
     let trace = Trace::new();
@@ -37,6 +37,7 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
     let mut accepted = 0;
     let mut pushed_back = 0;
     let mut depth_samples: Vec<u64> = Vec::new();
+    let mut depth_per_tick: Vec<u64> = Vec::new();
     let mut tick = 0;
 
     while tick < TICKS_MAX && (next_id <= JOBS || retry_slot.is_some() || queue.depth() > 0) {
@@ -90,12 +91,17 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
             }
         }
         depth_samples.push(queue.depth() as u64);
+        depth_per_tick.push(queue.depth() as u64);
         tick += 1;
     }
 
     let depth_max = depth_samples.iter().copied().max().unwrap_or(0);
     let violations = invariant::depth_bounded(&depth_samples, CAPACITY as u64);
     DemoRun::new(&trace, violations)
+        // The first job offered once the queue holds its capacity: accepted by the broken
+        // queue, handed back by the fixed one.
+        .focus_msg(CAPACITY as u64 + 1)
+        .series("queue depth", "tick", Some(CAPACITY as u64), depth_per_tick)
         .count("jobs offered", next_id - 1)
         .count("accepted", accepted)
         .count("capacity", CAPACITY as u64)

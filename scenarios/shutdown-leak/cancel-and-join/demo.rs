@@ -28,6 +28,8 @@ const SHUTDOWN_AT_MS: u64 = (JOB_COUNT / CONSUMER_COUNT - 1) * WORK_MS + WORK_MS
 const SHUTDOWN_DEADLINE_MS: u64 = 5_000;
 
 struct Outcome {
+    /// Where the drawing starts: the shutdown request.
+    shutdown_seq: u64,
     /// From asking to the last shutdown returning, or to the deadline if one never did.
     waited_ms: u64,
     never_returned: u64,
@@ -44,6 +46,7 @@ pub fn run(_plan: &FaultPlan) -> DemoRun {
     let processed = sink.finished().len() as u64;
     let cut_off = sink.cut_off().len() as u64;
     DemoRun::new(&trace, violations)
+        .focus_from_seq(outcome.shutdown_seq)
         .count("jobs sent", JOB_COUNT)
         .count("processed", processed)
         .count("shutdown wait (simulated ms)", outcome.waited_ms)
@@ -57,10 +60,10 @@ async fn serve_then_shut_down(trace: &Trace, sink: &Sink) -> Outcome {
     let now_ms = || start.elapsed().as_millis() as u64;
     let mut producers = Vec::new();
     let mut consumers = Vec::new();
-    for _ in 0..CONSUMER_COUNT {
+    for slot in 1..=CONSUMER_COUNT {
         let (producer, jobs) = mpsc::channel(CHANNEL_CAPACITY);
         producers.push(producer);
-        consumers.push(Consumer::spawn(jobs, sink.clone()));
+        consumers.push(Consumer::spawn(jobs, sink.with_actor(format!("c{slot}"))));
     }
 
     for id in 1..=JOB_COUNT {
@@ -79,6 +82,7 @@ async fn serve_then_shut_down(trace: &Trace, sink: &Sink) -> Outcome {
 
     sleep_until(start + Duration::from_millis(SHUTDOWN_AT_MS)).await;
     trace.set_time_ms(now_ms());
+    let shutdown_seq = trace.next_seq();
     let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DEADLINE_MS);
     for slot in 1..=CONSUMER_COUNT {
         trace
@@ -114,6 +118,7 @@ async fn serve_then_shut_down(trace: &Trace, sink: &Sink) -> Outcome {
     // The producer lets go only now: until shutdown is over, every channel stays open.
     drop(producers);
     Outcome {
+        shutdown_seq,
         waited_ms,
         never_returned,
         tasks_alive,
