@@ -98,7 +98,10 @@ fn excerpt(run: &DemoRun, focus: Option<u64>) -> (String, Vec<Event>) {
             .cloned()
             .collect();
         if !from.is_empty() {
-            return ("what happened from the moment that matters".to_owned(), from);
+            return (
+                "what happened from the moment that matters".to_owned(),
+                from,
+            );
         }
     }
     let start = run.events.len().saturating_sub(TAIL_EVENTS);
@@ -116,7 +119,10 @@ fn chart(out: &mut String, run: &DemoRun, scale_max: u64) {
         let scale = |value: u64| (value * CHART_COLUMNS as u64).div_ceil(scale_max.max(1)) as usize;
         let bound_column = series.bound.map(scale);
         let heading = match series.bound {
-            Some(bound) => format!("{} per {} (the bound, {bound}, is the ┆ column)", series.label, series.per),
+            Some(bound) => format!(
+                "{} per {} (the bound, {bound}, is the ┆ column)",
+                series.label, series.per
+            ),
             None => format!("{} per {}", series.label, series.per),
         };
         out.push_str(&format!("    {heading}\n"));
@@ -125,12 +131,14 @@ fn chart(out: &mut String, run: &DemoRun, scale_max: u64) {
             let filled = scale(value);
             let width = filled.max(bound_column.map_or(0, |b| b + 1));
             let bar: String = (0..width)
-                .map(|column| match (column < filled, Some(column) == bound_column) {
-                    (true, true) => '┃',
-                    (true, false) => '█',
-                    (false, true) => '┆',
-                    (false, false) => ' ',
-                })
+                .map(
+                    |column| match (column < filled, Some(column) == bound_column) {
+                        (true, true) => '┃',
+                        (true, false) => '█',
+                        (false, true) => '┆',
+                        (false, false) => ' ',
+                    },
+                )
                 .collect();
             let first = row * per_row;
             let last = first + chunk.len() - 1;
@@ -240,15 +248,23 @@ pub fn text(template: &Template, outcome: &DemoOutcome) -> String {
     let (what, events) = excerpt(&outcome.broken, focus);
     let scale_max = [&outcome.broken, &outcome.fixed]
         .iter()
-        .flat_map(|run| run.series.iter().flat_map(|s| s.values.iter().copied().chain(s.bound)))
+        .flat_map(|run| {
+            run.series
+                .iter()
+                .flat_map(|s| s.values.iter().copied().chain(s.bound))
+        })
         .max()
         .unwrap_or(0);
-    out.push_str(&format!("{BAD}── The wrong way (broken.rs): {what}{BAD:#}\n"));
+    out.push_str(&format!(
+        "{BAD}── The wrong way (broken.rs): {what}{BAD:#}\n"
+    ));
     draw(&mut out, &events);
     out.push('\n');
     chart(&mut out, &outcome.broken, scale_max);
     let (what, events) = excerpt(&outcome.fixed, focus);
-    out.push_str(&format!("{GOOD}── The right way (fixed.rs): {what}{GOOD:#}\n"));
+    out.push_str(&format!(
+        "{GOOD}── The right way (fixed.rs): {what}{GOOD:#}\n"
+    ));
     draw(&mut out, &events);
     out.push('\n');
     chart(&mut out, &outcome.fixed, scale_max);

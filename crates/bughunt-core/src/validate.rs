@@ -344,7 +344,10 @@ pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcom
     // Absolute from here on: cargo runs in the workspace and names files absolutely.
     let options = &Options {
         workspace: options.workspace.canonicalize().with_context(|| {
-            format!("cannot resolve the workspace path {}", options.workspace.display())
+            format!(
+                "cannot resolve the workspace path {}",
+                options.workspace.display()
+            )
         })?,
         ..options.clone()
     };

@@ -56,7 +56,8 @@ impl Sink {
     }
 
     fn stamp(&self) {
-        self.trace.set_time_ms(self.epoch.elapsed().as_millis() as u64);
+        self.trace
+            .set_time_ms(self.epoch.elapsed().as_millis() as u64);
     }
 
     /// Does the work for job `job`: takes the sink's work time and records start and end.

@@ -31,6 +31,29 @@ fn every_template_proves_itself() {
     assert!(lines.iter().any(|l| l.contains("(broken): fails at")));
     assert!(lines.iter().any(|l| l.contains("(fixed): passes all")));
     assert!(!stdout.contains('✗'), "{stdout}");
+
+    // Regression: a relative --workspace used to send cargo's target folder under the
+    // workspace a second time and match no crate to its check binary. Same folder, named
+    // relatively from its parent: it must be found warm and hold.
+    let relative = Command::cargo_bin("bughunt")
+        .unwrap()
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .args([
+            "dev",
+            "validate",
+            "visibility-timeout",
+            "--workspace",
+            "validate",
+        ])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let relative_stdout = String::from_utf8_lossy(&relative.stdout);
+    assert!(relative.status.success(), "{relative_stdout}");
+    assert!(
+        relative_stdout.contains(" passed, 0 failed"),
+        "{relative_stdout}"
+    );
 }
 
 /// A validation that names an unknown template exits 2 with a suggestion, before building.
