@@ -36,33 +36,72 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Vendors the kit into `dir` (its Cargo.toml and sources).
-pub fn write_kit(dir: &Path) -> io::Result<()> {
+/// Every checker, in the order workspaces list them.
+pub const CHECKERS: [Checker; 4] = [
+    Checker::Sim,
+    Checker::Shuttle,
+    Checker::Loom,
+    Checker::Tokio,
+];
+
+/// The package name of the kit's copy for `checker`.
+pub fn kit_package(checker: Checker) -> String {
+    format!("bughunt-kit-{}", checker.name())
+}
+
+/// The kit's manifest for `checker`'s copy: its own package name (so cargo never unifies the
+/// features of two copies), the checker's feature on by default, the library still named
+/// `bughunt_kit`.
+pub fn kit_manifest(checker: Checker) -> String {
+    let original = KIT
+        .get_file("Cargo.toml")
+        .and_then(|file| file.contents_utf8())
+        .expect("the kit's Cargo.toml is embedded");
+    let default = match checker.kit_feature() {
+        Some(feature) => format!("default = [\"{feature}\"]"),
+        None => "default = []".to_owned(),
+    };
+    original
+        .replacen(
+            "name = \"bughunt-kit\"",
+            &format!("name = \"{}\"", kit_package(checker)),
+            1,
+        )
+        .replacen("default = []", &default, 1)
+}
+
+/// Vendors one copy of the kit per checker into `dir/kit-<checker>/`.
+pub fn write_kits(dir: &Path) -> io::Result<()> {
     fn walk(source: &Dir<'static>, dir: &Path) -> io::Result<()> {
         for file in source.files() {
-            write_if_changed(&dir.join(file.path()), file.contents())?;
+            if file.path() != Path::new("Cargo.toml") {
+                write_if_changed(&dir.join(file.path()), file.contents())?;
+            }
         }
         for sub in source.dirs() {
             walk(sub, dir)?;
         }
         Ok(())
     }
-    walk(&KIT, dir)
+    for checker in CHECKERS {
+        let kit = dir.join(format!("kit-{}", checker.name()));
+        walk(&KIT, &kit)?;
+        write_if_changed(&kit.join("Cargo.toml"), kit_manifest(checker).as_bytes())?;
+    }
+    Ok(())
 }
 
-/// The manifest of a hunt crate named `package`, whose kit is at `kit_path` (relative).
-pub fn manifest(package: &str, checker: Checker, kit_path: &str) -> String {
-    let features = match checker.kit_feature() {
-        Some(feature) => format!(", features = [\"{feature}\"]"),
-        None => String::new(),
-    };
+/// The manifest of a hunt crate named `package`; `kits` is the folder holding the kit copies,
+/// relative to the crate.
+pub fn manifest(package: &str, checker: Checker, kits: &str) -> String {
     let tokio = if checker == Checker::Tokio {
         format!("{TOKIO_DEPENDENCY}\n")
     } else {
         String::new()
     };
     format!(
-        r#"[package]
+        r#"# Written by bughunt, and restored by `bughunt check`.
+[package]
 name = "{package}"
 version = "0.0.0"
 edition = "2021"
@@ -78,8 +117,10 @@ name = "checks"
 path = "tests/checks.rs"
 
 [dependencies]
-bughunt-kit = {{ path = "{kit_path}"{features} }}
-{tokio}"#
+bughunt-kit = {{ package = "{kit_package}", path = "{kits}/kit-{checker}" }}
+{tokio}"#,
+        kit_package = kit_package(checker),
+        checker = checker.name(),
     )
 }
 

@@ -2,8 +2,8 @@
 //!
 //! For each template, each of its forms becomes a real hunt crate in one Cargo workspace:
 //! the broken form, the fixed form and every listed wrong fix. The crates are built with
-//! cargo (one build per checker, since the kit's checker features must not unify across
-//! crates), then each crate's check binary runs with a wall-clock bound and writes its JSON
+//! cargo (one build: each checker has its own copy of the kit, so features never unify
+//! across crates), then each crate's check binary runs with a wall-clock bound and writes its JSON
 //! report. A template holds when its broken form fails at `broken_fails_at`, each wrong fix
 //! fails at its stage, and its fixed form passes every stage.
 //!
@@ -171,18 +171,34 @@ fn write_workspace(workspace: &Path, instances: &[Instance]) -> Result<()> {
     if !workspace.join("Cargo.lock").exists() {
         huntcrate::write_if_changed(&workspace.join("Cargo.lock"), LOCKFILE.as_bytes())?;
     }
-    huntcrate::write_kit(&workspace.join("kit"))?;
+    huntcrate::write_kits(&workspace.join("kits"))?;
     for instance in instances {
         huntcrate::write_crate(
             &workspace.join("crates").join(&instance.package),
             &instance.package,
             instance.checker,
-            "../../kit",
+            "../../kits",
             instance.lib_rs,
             instance.checks_rs,
         )?;
     }
     Ok(())
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` when set (so several workspaces can share compiled
+/// dependencies), else the workspace's own `target/`.
+fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir().unwrap_or_default().join(dir)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"))
 }
 
 /// Builds the check binaries of `packages`: package → executable, or package → compile errors.
@@ -193,7 +209,7 @@ fn build(
     let mut command = Command::new(&options.cargo);
     command
         .current_dir(&options.workspace)
-        .env("CARGO_TARGET_DIR", options.workspace.join("target"))
+        .env("CARGO_TARGET_DIR", target_dir(&options.workspace))
         .args(["test", "--no-run", "--message-format=json"]);
     for package in packages {
         command.args(["-p", package]);
@@ -362,38 +378,19 @@ pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcom
     );
     bar.enable_steady_tick(Duration::from_millis(120));
 
-    let mut executables: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
-    for checker in [
-        Checker::Sim,
-        Checker::Tokio,
-        Checker::Shuttle,
-        Checker::Loom,
-    ] {
-        let group: Vec<&str> = instances
-            .iter()
-            .filter(|i| i.checker == checker)
-            .map(|i| i.package.as_str())
-            .collect();
-        if group.is_empty() {
-            continue;
-        }
-        bar.set_message(format!(
-            "building {} {} crates",
-            group.len(),
-            checker.name()
-        ));
-        let mut built = build(options, &group)?;
-        if group.iter().any(|p| !built.contains_key(*p)) {
-            // cargo stops at the first crate that does not compile: build the rest one by one
-            // so every instance gets its own verdict.
-            for package in &group {
-                if !built.contains_key(*package) {
-                    let one = build(options, &[package])?;
-                    built.extend(one);
-                }
+    // Each checker has its own copy of the kit, so one build can hold every crate.
+    bar.set_message(format!("building {} crates", instances.len()));
+    let packages: Vec<&str> = instances.iter().map(|i| i.package.as_str()).collect();
+    let mut executables = build(options, &packages)?;
+    if packages.iter().any(|p| !executables.contains_key(*p)) {
+        // cargo stops at the first crate that does not compile: build the rest one by one so
+        // every instance gets its own verdict.
+        for package in &packages {
+            if !executables.contains_key(*package) {
+                let one = build(options, &[package])?;
+                executables.extend(one);
             }
         }
-        executables.extend(built);
     }
 
     bar.set_message("running checks");
