@@ -158,16 +158,36 @@ mod tests {
         assert!(LOCKFILE.contains("name = \"shuttle\""));
     }
 
-    /// A tokio hunt gets tokio; a shuttle hunt gets the kit's shuttle feature.
+    /// A tokio hunt gets tokio; each hunt gets its checker's copy of the kit.
     #[test]
     fn manifests_follow_the_checker() {
-        let tokio = manifest("x", Checker::Tokio, "../kit");
-        assert!(tokio.contains("features = [\"tokio\"]") && tokio.contains("tokio = {"));
-        let shuttle = manifest("x", Checker::Shuttle, "../kit");
-        assert!(shuttle.contains("features = [\"shuttle\"]") && !shuttle.contains("tokio"));
+        let tokio = manifest("x", Checker::Tokio, "../kits");
+        assert!(tokio.contains("package = \"bughunt-kit-tokio\", path = \"../kits/kit-tokio\""));
+        assert!(tokio.contains("tokio = {"));
+        let shuttle = manifest("x", Checker::Shuttle, "../kits");
         assert!(
-            manifest("x", Checker::Sim, "../kit").contains("bughunt-kit = { path = \"../kit\" }")
+            shuttle.contains("package = \"bughunt-kit-shuttle\"") && !shuttle.contains("tokio")
         );
+    }
+
+    /// Each kit copy has its own package name and its checker's feature on by default, and
+    /// keeps the library name the scenarios import.
+    #[test]
+    fn kit_copies_differ_only_where_they_must() {
+        let loom = kit_manifest(Checker::Loom);
+        assert!(loom.contains("name = \"bughunt-kit-loom\""));
+        assert!(loom.contains("default = [\"loom\"]"));
+        assert!(loom.contains("name = \"bughunt_kit\""));
+        let sim = kit_manifest(Checker::Sim);
+        assert!(sim.contains("name = \"bughunt-kit-sim\"") && sim.contains("default = []"));
+        let dir = tempfile::tempdir().unwrap();
+        write_kits(dir.path()).unwrap();
+        for checker in CHECKERS {
+            let kit = dir.path().join(format!("kit-{}", checker.name()));
+            assert!(kit.join("src/lib.rs").is_file());
+            let written = std::fs::read_to_string(kit.join("Cargo.toml")).unwrap();
+            assert_eq!(written, kit_manifest(checker));
+        }
     }
 
     /// Unchanged content is not rewritten (so incremental builds stay warm).
