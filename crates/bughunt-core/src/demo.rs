@@ -194,6 +194,14 @@ fn draw(out: &mut String, events: &[Event]) {
 /// The demo as the terminal page: the brief's bug-demonstration block, the drawing of the
 /// broken run (and the fixed run, for the same message), the counts of both, the verdicts.
 pub fn text(template: &Template, outcome: &DemoOutcome) -> String {
+    let mut out = demonstration(template);
+    out.push_str(&run_page(template, outcome));
+    out
+}
+
+/// The brief's bug-demonstration block for a template: what's wrong, the lesson, how other
+/// systems handle it, the flows, the tradeoff.
+pub fn demonstration(template: &Template) -> String {
     let explanation = &template.meta.explanation;
     let mut out = String::new();
     let rule = "=".repeat(76);
@@ -230,7 +238,12 @@ pub fn text(template: &Template, outcome: &DemoOutcome) -> String {
         out.push_str(&format!("  {line}\n"));
     }
     out.push('\n');
+    out
+}
 
+/// The drawing of both runs, the counts and the verdicts.
+fn run_page(template: &Template, outcome: &DemoOutcome) -> String {
+    let mut out = String::new();
     let summary = template
         .meta
         .demo

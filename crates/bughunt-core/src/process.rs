@@ -4,7 +4,7 @@
 //! killed: `cargo test` and the test binaries it started, not just cargo. Waiting is done by
 //! a waiter thread and a channel with a timeout, so nothing polls or sleeps.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -42,8 +42,35 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<St
     })
 }
 
+fn drain_lines(
+    pipe: Option<impl Read + Send + 'static>,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        if let Some(pipe) = pipe {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                on_line(&line);
+                all.push_str(&line);
+                all.push('\n');
+            }
+        }
+        all
+    })
+}
+
 /// Runs `command` to completion or until `bound` passes, capturing its output.
-pub fn run_bounded(mut command: Command, bound: Duration) -> std::io::Result<Finished> {
+pub fn run_bounded(command: Command, bound: Duration) -> std::io::Result<Finished> {
+    run_bounded_streaming(command, bound, |_| {})
+}
+
+/// [`run_bounded`], calling `on_stdout_line` with each line of standard output as it comes
+/// (to drive a progress bar).
+pub fn run_bounded_streaming(
+    mut command: Command,
+    bound: Duration,
+    on_stdout_line: impl FnMut(&str) + Send + 'static,
+) -> std::io::Result<Finished> {
     let started = Instant::now();
     command
         .stdin(Stdio::null())
@@ -52,7 +79,7 @@ pub fn run_bounded(mut command: Command, bound: Duration) -> std::io::Result<Fin
         .process_group(0);
     let mut child = command.spawn()?;
     let group = child.id() as libc::pid_t;
-    let stdout = drain(child.stdout.take());
+    let stdout = drain_lines(child.stdout.take(), on_stdout_line);
     let stderr = drain(child.stderr.take());
     let (done_tx, done_rx) = mpsc::sync_channel(1);
     std::thread::spawn(move || {

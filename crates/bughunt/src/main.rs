@@ -27,6 +27,23 @@ enum ColorWhen {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Make a hunt home: a folder where your hunts live, with everything they build on.
+    Init(cmd::init::Args),
+    /// Start a hunt: write the broken code and show its category, difficulty and first hint.
+    ///
+    /// Without an ID, the next hunt in curriculum order. Starting another hunt keeps the old
+    /// one; `bughunt start ID` later resumes it as you left it.
+    Start(cmd::hunt::StartArgs),
+    /// Show the next hint for the current hunt (three levels, from subtle to specific).
+    Hint,
+    /// Compile and test your fix; exit 0 when every check passes, 1 when the bug is still there.
+    Check(cmd::hunt::CheckArgs),
+    /// Show the reference fix (recorded as revealed).
+    Reveal(cmd::hunt::RevealArgs),
+    /// After a pass (or a reveal): why it broke, how the fix works, how real systems do it.
+    Explain,
+    /// Your progress: categories done, the current hunt, the next challenge.
+    Status(cmd::hunt::StatusArgs),
     /// List every scenario template: id, category, difficulty, curriculum week.
     List(cmd::list::Args),
     /// Run a pattern's wrong way and right way side by side under injected faults.
@@ -48,6 +65,13 @@ fn main() -> std::process::ExitCode {
     }
     .write_global();
     let result = match cli.command {
+        Command::Init(args) => cmd::init::run(args),
+        Command::Start(args) => cmd::hunt::start(args),
+        Command::Hint => cmd::hunt::hint(),
+        Command::Check(args) => cmd::hunt::check(args),
+        Command::Reveal(args) => cmd::hunt::reveal(args),
+        Command::Explain => cmd::hunt::explain(),
+        Command::Status(args) => cmd::hunt::status(args),
         Command::List(args) => cmd::list::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Dev(command) => cmd::dev::run(command),

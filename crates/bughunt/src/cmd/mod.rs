@@ -2,6 +2,8 @@
 
 pub mod demo;
 pub mod dev;
+pub mod hunt;
+pub mod init;
 pub mod list;
 
 use anyhow::Context;
