@@ -4,13 +4,18 @@
 
 use assert_cmd::Command;
 
-/// The whole catalog holds. The workspace lives under cargo's target folder, so reruns are
-/// incremental.
+fn shared_target() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared-target")
+}
+
+/// The whole catalog holds. The workspace lives under cargo's target folder, and builds in
+/// the target folder the hunt tests share, so reruns are incremental.
 #[test]
 fn every_template_proves_itself() {
     let workspace = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("validate");
     let output = Command::cargo_bin("bughunt")
         .unwrap()
+        .env("CARGO_TARGET_DIR", shared_target())
         .args(["dev", "validate", "--workspace"])
         .arg(&workspace)
         .timeout(std::time::Duration::from_secs(1_500))
@@ -38,6 +43,7 @@ fn every_template_proves_itself() {
     let relative = Command::cargo_bin("bughunt")
         .unwrap()
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .env("CARGO_TARGET_DIR", shared_target())
         .args([
             "dev",
             "validate",

@@ -1,0 +1,479 @@
+//! The hunt loop, driven through the built binary in temporary homes, as a learner would.
+//!
+//! Every home shares one cargo target folder (CARGO_TARGET_DIR), so the dependencies the
+//! checks use are compiled once for the whole test run.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use bughunt_core::catalog::{Catalog, Template};
+use serde_json::Value;
+
+const FAMILIES: [&str; 5] = [
+    "message-loss",
+    "duplicate-delivery",
+    "consumer-starvation",
+    "persistence",
+    "shutdown-leak",
+];
+
+/// The bound on any one command in these tests.
+const COMMAND_BOUND: Duration = Duration::from_secs(900);
+
+fn shared_target() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared-target")
+}
+
+fn bughunt_in(dir: &Path) -> Command {
+    let mut command = Command::cargo_bin("bughunt").unwrap();
+    command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", shared_target())
+        .env("NO_COLOR", "1")
+        .timeout(COMMAND_BOUND);
+    command
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let output = bughunt_in(dir).args(args).output().unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let result = run(dir, args);
+    assert_eq!(
+        result.code,
+        Some(0),
+        "bughunt {args:?} failed:\n{}\n{}",
+        result.stdout,
+        result.stderr
+    );
+    result.stdout
+}
+
+/// A new home; `build` runs init's dependency build (else the first check builds).
+fn new_home(build: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["init", "home"];
+    if !build {
+        args.push("--no-build");
+    }
+    ok(dir.path(), &args);
+    dir
+}
+
+fn home_of(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("home")
+}
+
+fn catalog() -> Catalog {
+    Catalog::embedded().unwrap()
+}
+
+fn first_of<'a>(catalog: &'a Catalog, category: &str) -> &'a Template {
+    catalog.in_category(category)[0]
+}
+
+fn state(home: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(home.join(".bughunt/state.json")).unwrap())
+        .unwrap()
+}
+
+fn report(home: &Path, id: &str) -> Value {
+    let path = home.join(format!(".bughunt/reports/{id}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn first_failure(report: &Value) -> String {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "failed" || s["status"] == "running")
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// For each of the five seed families, in one home: start shows only hint 1; the check fails
+/// at the broken form's stage (exit 1); explain refuses before a pass; hints come in order;
+/// the reference fix passes (exit 0); explain explains; status counts the category done.
+/// Commands run from inside the hunt's folder, not only from the home's root.
+#[test]
+fn whole_loop_for_each_seed_family() {
+    let dir = new_home(true);
+    let home = home_of(&dir);
+    let catalog = catalog();
+    for family in FAMILIES {
+        let template = first_of(&catalog, family);
+        let id = template.id();
+        let started = ok(&home, &["start", family]);
+        assert!(started.contains("🔴 BUG HUNT:"), "{started}");
+        assert!(started.contains(
+            &template.meta.hints[0]
+                .split_whitespace()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        assert!(
+            !started.contains("Hint Level 2"),
+            "only hint 1 at start:\n{started}"
+        );
+
+        let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+        let lib = home.join(status["current"]["path"].as_str().unwrap());
+        assert_eq!(status["current"]["id"], id);
+        let source = std::fs::read_to_string(&lib).unwrap();
+        assert!(source.starts_with("// 🔴 BUG HUNT: "));
+        assert!(source.contains("// Difficulty: "));
+        assert!(source.contains("// Hint Level 1: "));
+        assert!(!source.contains("Hint Level 2"));
+        let hunt_dir = lib.parent().unwrap().parent().unwrap().to_owned();
+
+        let failing = run(&hunt_dir, &["check", "--timeout", "600"]);
+        assert_eq!(
+            failing.code,
+            Some(1),
+            "{family}: the broken form must fail:\n{}\n{}",
+            failing.stdout,
+            failing.stderr
+        );
+        assert_eq!(
+            first_failure(&report(&home, id)),
+            template.meta.broken_fails_at,
+            "{family}"
+        );
+        assert!(failing.stdout.contains('✗'), "{}", failing.stdout);
+        assert!(
+            failing.stdout.contains("The bug is still there"),
+            "{}",
+            failing.stdout
+        );
+
+        let refused = run(&hunt_dir, &["explain"]);
+        assert_eq!(refused.code, Some(1), "explain before a pass refuses");
+        assert!(refused.stdout.contains("Not yet"));
+        assert!(
+            !refused.stdout.contains("WHAT'S WRONG"),
+            "no spoilers before a pass"
+        );
+
+        let second = ok(&hunt_dir, &["hint"]);
+        assert!(second.contains("Hint Level 2:") && !second.contains("Hint Level 3:"));
+
+        std::fs::write(&lib, template.fixed_rs).unwrap();
+        let passing = run(&hunt_dir, &["check", "--timeout", "600"]);
+        assert_eq!(
+            passing.code,
+            Some(0),
+            "{family}: the reference fix must pass:\n{}\n{}",
+            passing.stdout,
+            passing.stderr
+        );
+        assert!(passing.stdout.contains("Every check passes"));
+
+        let explained = ok(&hunt_dir, &["explain"]);
+        assert!(explained.contains("WHAT'S WRONG:") && explained.contains("TRADEOFF:"));
+        assert!(explained.contains(&template.meta.explanation.headline));
+
+        let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+        let category = status["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == family)
+            .unwrap()
+            .clone();
+        assert!(category["done"].as_u64().unwrap() >= 1, "{category}");
+        assert_eq!(status["current"]["passed"], true);
+        let text = ok(&home, &["status"]);
+        assert!(text.contains("## Bug Hunt Progress"));
+    }
+    let state = state(&home);
+    assert_eq!(state["hunts"].as_object().unwrap().len(), FAMILIES.len());
+    assert!(state["hunts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|h| h["passed"] == true));
+}
+
+/// Hints: two more after hint 1, then a fourth request says there is no more and points to
+/// reveal. Reveal records the reveal; `--raw` prints only the source; explain then works.
+#[test]
+fn hints_run_out_and_reveal_is_recorded() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    let catalog = catalog();
+    let template = first_of(&catalog, "message-loss");
+    ok(&home, &["start", template.id()]);
+    assert!(ok(&home, &["hint"]).contains("Hint Level 2:"));
+    let third = ok(&home, &["hint"]);
+    assert!(third.contains(
+        &template.meta.hints[2]
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let fourth = ok(&home, &["hint"]);
+    assert!(
+        fourth.contains("last hint") && fourth.contains("bughunt reveal"),
+        "{fourth}"
+    );
+    assert_eq!(state(&home)["hunts"][template.id()]["hints_revealed"], 3);
+
+    let raw = ok(&home, &["reveal", "--raw"]);
+    assert_eq!(
+        raw, template.fixed_rs,
+        "--raw prints the fixed source and nothing else"
+    );
+    assert_eq!(state(&home)["hunts"][template.id()]["revealed"], true);
+    assert!(ok(&home, &["explain"]).contains("WHAT'S WRONG:"));
+}
+
+/// Editing or deleting the tests never makes a check pass: they are restored first.
+#[test]
+fn blanking_the_tests_does_not_pass() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    let catalog = catalog();
+    let template = first_of(&catalog, "persistence");
+    ok(&home, &["start", template.id()]);
+    let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    let lib = home.join(status["current"]["path"].as_str().unwrap());
+    let tests = lib
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("tests/checks.rs");
+
+    std::fs::write(&tests, "#[test]\nfn checks() {}\n").unwrap();
+    let blanked = run(&home, &["check", "--timeout", "600"]);
+    assert_eq!(
+        blanked.code,
+        Some(1),
+        "{}\n{}",
+        blanked.stdout,
+        blanked.stderr
+    );
+    assert!(blanked.stdout.contains("restored"), "{}", blanked.stdout);
+    assert_eq!(std::fs::read_to_string(&tests).unwrap(), template.checks_rs);
+
+    std::fs::remove_file(&tests).unwrap();
+    let deleted = run(&home, &["check", "--timeout", "600"]);
+    assert_eq!(deleted.code, Some(1));
+    assert_eq!(std::fs::read_to_string(&tests).unwrap(), template.checks_rs);
+}
+
+/// Learner code that never returns gets a failed verdict (exit 1) within the bound, with
+/// the whole process group killed, and never a tool error.
+#[test]
+fn code_that_loops_forever_fails_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its own target folder, so no other test's build holds the lock while the bound runs.
+    let own_target = dir.path().join("target");
+    let home = dir.path().join("home");
+    let with_target = |args: &[&str]| {
+        let output = bughunt_in(dir.path())
+            .current_dir(if home.exists() {
+                home.as_path()
+            } else {
+                dir.path()
+            })
+            .env("CARGO_TARGET_DIR", &own_target)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, _) = with_target(&["init", "home", "--no-build"]);
+    assert_eq!(code, Some(0));
+    let catalog = catalog();
+    let template = first_of(&catalog, "message-loss");
+    with_target(&["start", template.id()]);
+    // A first check builds everything, so the bound below is spent on the loop.
+    let (code, first) = with_target(&["check", "--timeout", "600"]);
+    assert_eq!(code, Some(1), "{first}");
+
+    let looping = template.fixed_rs.replacen(
+        "pub fn receive(&mut self) -> Option<Message> {",
+        "pub fn receive(&mut self) -> Option<Message> {\n        loop {\n            std::hint::spin_loop();\n        }\n        #[allow(unreachable_code)]",
+        1,
+    );
+    assert_ne!(
+        looping, template.fixed_rs,
+        "the template's receive() signature changed"
+    );
+    let lib = home.join("hunts/01-visibility-timeout/src/lib.rs");
+    std::fs::write(&lib, looping).unwrap();
+    let started = Instant::now();
+    let (code, page) = with_target(&["check", "--timeout", "20"]);
+    assert_eq!(code, Some(1), "{page}");
+    assert!(page.contains("did not finish within 20 s"), "{page}");
+    assert!(
+        page.contains("deadlock or a task that never exits"),
+        "{page}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the bound was not kept"
+    );
+}
+
+/// Two checks at once both finish, and leave a valid state that counts both.
+#[test]
+fn concurrent_checks_leave_a_valid_state() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "duplicate-delivery"]);
+    let spawn = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("bughunt"))
+            .current_dir(&home)
+            .env("CARGO_TARGET_DIR", shared_target())
+            .env("NO_COLOR", "1")
+            .args(["check", "--timeout", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let mut second = spawn();
+    assert_eq!(first.wait().unwrap().code(), Some(1));
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let state = state(&home);
+    assert_eq!(state["hunts"]["idempotent-consumer"]["checks_run"], 2);
+}
+
+/// A corrupted state file gives one line naming the file and the way back, exit 2, and is
+/// left as it was.
+#[test]
+fn corrupted_state_gives_a_one_line_error() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "message-loss"]);
+    let path = home.join(".bughunt/state.json");
+    std::fs::write(&path, "{ \"format\": 1, \"hunts\": ").unwrap();
+    for args in [&["status"][..], &["check"], &["hint"], &["start"]] {
+        let result = run(&home, args);
+        assert_eq!(result.code, Some(2), "{args:?}");
+        assert_eq!(result.stderr.lines().count(), 1, "{}", result.stderr);
+        assert!(result.stderr.starts_with("bughunt: "), "{}", result.stderr);
+        assert!(
+            result
+                .stderr
+                .contains("state.json is not a valid state file"),
+            "{}",
+            result.stderr
+        );
+        assert!(
+            result.stderr.contains("state.json.bak"),
+            "{}",
+            result.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{ \"format\": 1, \"hunts\": "
+    );
+}
+
+/// Outside a home every hunt command exits 2 and says to run `bughunt init`; init refuses a
+/// folder that is not empty and not a home.
+#[test]
+fn outside_a_home() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["status"][..],
+        &["start"],
+        &["hint"],
+        &["check"],
+        &["reveal"],
+        &["explain"],
+    ] {
+        let result = run(dir.path(), args);
+        assert_eq!(result.code, Some(2), "{args:?}");
+        assert!(
+            result
+                .stderr
+                .contains("not in a bughunt home; run `bughunt init`"),
+            "{}",
+            result.stderr
+        );
+    }
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let refused = run(dir.path(), &["init", ".", "--no-build"]);
+    assert_eq!(refused.code, Some(2));
+    assert!(refused
+        .stderr
+        .contains("is not empty and is not a bughunt home"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!dir.path().join(".bughunt").exists());
+}
+
+/// Starting another hunt keeps the first; starting it again resumes it untouched; `--fresh`
+/// restarts it and keeps the learner's file in .bughunt/attempts.
+#[test]
+fn start_resumes_and_fresh_restarts() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "message-loss"]);
+    let lib = home.join("hunts/01-visibility-timeout/src/lib.rs");
+    let mine = "// my attempt\n";
+    std::fs::write(&lib, mine).unwrap();
+    ok(&home, &["start", "persistence"]);
+    assert!(home.join("hunts/02-fsync-before-ack/src/lib.rs").is_file());
+    let resumed = ok(&home, &["start", "message-loss"]);
+    assert!(resumed.contains("Back to"), "{resumed}");
+    assert_eq!(std::fs::read_to_string(&lib).unwrap(), mine);
+    let restarted = ok(&home, &["start", "message-loss", "--fresh"]);
+    assert!(
+        restarted.contains(".bughunt/attempts/visibility-timeout/lib-1.rs"),
+        "{restarted}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join(".bughunt/attempts/visibility-timeout/lib-1.rs"))
+            .unwrap(),
+        mine
+    );
+    assert!(std::fs::read_to_string(&lib)
+        .unwrap()
+        .starts_with("// 🔴 BUG HUNT:"));
+}
+
+/// Without an id, start follows the curriculum: the first unsolved template, week 1 first.
+#[test]
+fn start_without_id_follows_the_curriculum() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start"]);
+    let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    let catalog = catalog();
+    let current = catalog
+        .template(status["current"]["id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        current.meta.week,
+        catalog.templates.iter().map(|t| t.meta.week).min().unwrap()
+    );
+    assert_ne!(status["next"]["id"], status["current"]["id"]);
+}
