@@ -114,6 +114,49 @@ pub struct DemoSpec {
     pub faults: FaultPlan,
 }
 
+/// One bug site: where and how the lesson breaks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteToml {
+    /// The id its `//~ site:` markers in fixed.rs carry.
+    pub id: String,
+    /// A few words on what is broken, for lists and challenges.
+    pub summary: String,
+    /// The stage this site's broken form fails at.
+    pub fails_at: String,
+    /// Three hints, subtle to specific.
+    pub hints: Vec<String>,
+    /// When this site is harder or easier than the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difficulty: Option<Difficulty>,
+}
+
+/// A name a seed may change: every whole-word `word` in the program, checks and hints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameVariation {
+    pub word: String,
+    pub choices: Vec<String>,
+}
+
+/// A constant a seed may change: the value of every `const NAME: T = value;`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantVariation {
+    pub name: String,
+    pub choices: Vec<String>,
+}
+
+/// What a seed varies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vary {
+    #[serde(default)]
+    pub names: Vec<NameVariation>,
+    #[serde(default)]
+    pub constants: Vec<ConstantVariation>,
+}
+
 /// `scenario.toml`, as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,14 +167,16 @@ pub struct ScenarioToml {
     pub difficulty: Difficulty,
     pub week: u8,
     pub checker: Checker,
-    pub broken_fails_at: String,
-    pub hints: Vec<String>,
     pub key_points: Vec<String>,
     pub explanation: Explanation,
     pub resources: Vec<Resource>,
     #[serde(default)]
     pub wrong_fixes: Vec<WrongFix>,
     pub demo: Option<DemoSpec>,
+    /// The bug sites, at least one; the first is the one demos run.
+    pub sites: Vec<SiteToml>,
+    #[serde(default)]
+    pub vary: Vary,
 }
 
 /// `category.toml`, as written.
@@ -148,8 +193,10 @@ pub struct Template {
     pub meta: ScenarioToml,
     /// `scenarios/<category>/<id>`, for messages.
     pub folder: String,
-    pub broken_rs: &'static str,
-    pub fixed_rs: &'static str,
+    /// fixed.rs as written: the correct program with its bug sites marked.
+    pub source_rs: &'static str,
+    /// The same, parsed.
+    pub marked: crate::sites::Marked,
     pub checks_rs: &'static str,
     pub demo_rs: Option<&'static str>,
     /// (file as listed, source) for each wrong fix.
@@ -159,6 +206,21 @@ pub struct Template {
 impl Template {
     pub fn id(&self) -> &str {
         &self.meta.id
+    }
+
+    /// The bug site with this id.
+    pub fn site(&self, id: &str) -> Option<&SiteToml> {
+        self.meta.sites.iter().find(|s| s.id == id)
+    }
+
+    /// The first bug site: the one demos and plain `start` use.
+    pub fn first_site(&self) -> &SiteToml {
+        &self.meta.sites[0]
+    }
+
+    /// The difficulty of one bug site.
+    pub fn difficulty_of(&self, site: &SiteToml) -> Difficulty {
+        site.difficulty.unwrap_or(self.meta.difficulty)
     }
 }
 
@@ -440,15 +502,6 @@ fn load_template(
             format!("{} is outside the 8-week curriculum (1 to 8)", meta.week),
         ));
     }
-    if meta.hints.len() != 3 || meta.hints.iter().any(|h| h.trim().is_empty()) {
-        return Err(field(
-            "hints",
-            format!(
-                "needs exactly 3 non-empty hints, found {}",
-                meta.hints.len()
-            ),
-        ));
-    }
     if meta.key_points.is_empty() {
         return Err(field("key_points", "needs at least one point".to_owned()));
     }
@@ -487,8 +540,13 @@ fn load_template(
     let required = |name: &str| -> Result<&'static str, CatalogError> {
         text_of(root, dir, name)?.ok_or_else(|| error(&format!("{folder}/{name}"), "is missing"))
     };
-    let broken_rs = required("broken.rs")?;
-    let fixed_rs = required("fixed.rs")?;
+    let source_rs = required("fixed.rs")?;
+    let marked = crate::sites::Marked::parse(source_rs).map_err(|problem| {
+        error(
+            &format!("{folder}/fixed.rs"),
+            format!("bug-site markers: {problem}"),
+        )
+    })?;
     let checks_rs = required("checks.rs")?;
     let demo_rs = text_of(root, dir, "demo.rs")?;
     match (&meta.demo, demo_rs) {
@@ -507,11 +565,97 @@ fn load_template(
         _ => {}
     }
     let stage_named = |stage: &str| checks_rs.contains(&format!("\"{stage}\""));
-    if !stage_named(&meta.broken_fails_at) {
+    if meta.sites.is_empty() {
         return Err(field(
-            "broken_fails_at",
-            format!("stage `{}` is not an id in checks.rs", meta.broken_fails_at),
+            "sites",
+            "lists no bug site ([[sites]] with id, summary, fails_at, hints)".to_owned(),
         ));
+    }
+    let marked_sites = marked.sites();
+    let listed: Vec<String> = meta.sites.iter().map(|s| s.id.clone()).collect();
+    if marked_sites != listed {
+        return Err(field(
+            "sites",
+            format!(
+                "the [[sites]] ids {listed:?} must be the `//~ site:` ids of fixed.rs, in the order they first appear there ({marked_sites:?})"
+            ),
+        ));
+    }
+    for site in &meta.sites {
+        if !is_kebab(&site.id) {
+            return Err(field(
+                "sites.id",
+                format!("`{}` must be kebab-case", site.id),
+            ));
+        }
+        if !stage_named(&site.fails_at) {
+            return Err(field(
+                "sites.fails_at",
+                format!(
+                    "site `{}`: stage `{}` is not an id in checks.rs",
+                    site.id, site.fails_at
+                ),
+            ));
+        }
+        if site.hints.len() != 3 || site.hints.iter().any(|h| h.trim().is_empty()) {
+            return Err(field(
+                "sites.hints",
+                format!(
+                    "site `{}` needs exactly 3 non-empty hints, found {}",
+                    site.id,
+                    site.hints.len()
+                ),
+            ));
+        }
+    }
+    let is_identifier = |word: &str| {
+        word.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    for name in &meta.vary.names {
+        if !is_identifier(&name.word)
+            || name.choices.iter().any(|c| !is_identifier(c))
+            || name.choices.is_empty()
+        {
+            return Err(field(
+                "vary.names",
+                format!(
+                    "`{}`: the word and its choices must be identifiers",
+                    name.word
+                ),
+            ));
+        }
+        if !crate::generate::has_word(source_rs, &name.word) {
+            return Err(field(
+                "vary.names",
+                format!("`{}` does not appear in fixed.rs", name.word),
+            ));
+        }
+    }
+    for constant in &meta.vary.constants {
+        let declared = format!("const {}:", constant.name);
+        if !source_rs.contains(&declared) && !checks_rs.contains(&declared) {
+            return Err(field(
+                "vary.constants",
+                format!(
+                    "no `const {}: T = ...;` in fixed.rs or checks.rs",
+                    constant.name
+                ),
+            ));
+        }
+        if constant.choices.is_empty()
+            || constant
+                .choices
+                .iter()
+                .any(|c| c.trim().is_empty() || c.contains(';'))
+        {
+            return Err(field(
+                "vary.constants",
+                format!("`{}` needs plain value choices", constant.name),
+            ));
+        }
     }
     let mut wrong_rs = Vec::new();
     for wrong in &meta.wrong_fixes {
@@ -552,8 +696,8 @@ fn load_template(
     Ok(Template {
         meta,
         folder,
-        broken_rs,
-        fixed_rs,
+        source_rs,
+        marked,
         checks_rs,
         demo_rs,
         wrong_rs,

@@ -1,59 +1,46 @@
-//! The hunt loop: start, hint, check, reveal, explain, status.
+//! The hunt loop: start, hint, check, reveal, explain, challenge, status.
 //!
 //! Each function takes a home and the catalog, changes the state through
-//! [`crate::state::StateFile::update`], and returns what happened; `page_*` functions turn
-//! that into the text the command prints. Nothing here prints.
+//! [`crate::state::StateFile::update`], and returns what happened; [`crate::pages`] turns
+//! that into the text a command prints. Nothing here prints.
+//!
+//! A hunt is an instance: (template, bug site, seed). Its key in the state is
+//! `template/site`; its folder `hunts/NN-template-site/`.
 
+use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bughunt_kit::report::{CheckReport, StageReport, Status as StageStatus, REPORT_ENV};
-use bughunt_kit::trace::{self, EventKind};
+use bughunt_kit::report::{CheckReport, REPORT_ENV};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Template};
-use crate::diagram;
+use crate::catalog::{Catalog, SiteToml, Template};
 use crate::home::Home;
 use crate::huntcrate;
 use crate::process::run_bounded;
-use crate::state::{now_unix, HuntState, State};
-use crate::text::{heading, paragraph, BAD, GOOD, STRONG};
+use crate::select::{self, Challenge, Pick, Reason};
+use crate::state::{instance_key, now_unix, HuntState, State};
 
-/// How many levels of hints a template has.
+/// How many levels of hints a bug site has.
 pub const HINT_LEVELS: u8 = 3;
 
 /// The default bound on one check.
 pub const CHECK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 
-/// The most trace events a check draws for a failing stage.
-const TRACE_DRAWN_MAX: usize = 30;
+/// Seeds drawn for a learner are below this, so they stay easy to read and type.
+const SEED_DRAWN_MAX: u64 = 1_000_000;
 
-/// Templates in curriculum order: by week, then difficulty, then id.
-pub fn curriculum(catalog: &Catalog) -> Vec<&Template> {
-    let mut ordered: Vec<&Template> = catalog.templates.iter().collect();
-    ordered.sort_by_key(|t| (t.meta.week, t.meta.difficulty, t.meta.id.clone()));
-    ordered
+/// A fresh seed, different on every call (from the standard library's random hash keys).
+pub fn fresh_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_unix());
+    hasher.finish() % (SEED_DRAWN_MAX - 1) + 1
 }
 
-fn passed(state: &State, id: &str) -> bool {
-    state.hunts.get(id).is_some_and(|h| h.passed)
-}
-
-/// The next template to hunt: the first in curriculum order not passed yet, other than `skip`.
-pub fn next_challenge<'a>(
-    catalog: &'a Catalog,
-    state: &State,
-    skip: Option<&str>,
-) -> Option<&'a Template> {
-    curriculum(catalog)
-        .into_iter()
-        .find(|t| !passed(state, t.id()) && Some(t.id()) != skip)
-}
-
-fn package_name(number: u32, id: &str) -> String {
-    format!("hunt-{number:02}-{id}")
+fn package_name(number: u32, template: &str, site: &str) -> String {
+    format!("hunt-{number:02}-{template}-{site}")
 }
 
 /// The learner's file of a hunt, relative to the home.
@@ -63,17 +50,23 @@ pub fn lib_path(hunt: &HuntState) -> String {
 
 /// The `🔴 BUG HUNT` block that heads the learner's file: category, difficulty, hint 1, and
 /// nothing more.
-pub fn bug_hunt_header(catalog: &Catalog, template: &Template) -> String {
+pub fn bug_hunt_header(
+    catalog: &Catalog,
+    template: &Template,
+    site: &SiteToml,
+    seed: u64,
+) -> String {
     let category = catalog
         .categories
         .get(&template.meta.category)
         .map(|c| c.meta.title.clone())
         .unwrap_or_else(|| template.meta.category.clone());
+    let hints = template.hints_for(site, seed);
     let mut out = format!(
         "// 🔴 BUG HUNT: {category}\n// Difficulty: {:?}\n",
-        template.meta.difficulty
+        template.difficulty_of(site)
     );
-    out.push_str(&comment_wrapped("Hint Level 1: ", &template.meta.hints[0]));
+    out.push_str(&comment_wrapped("Hint Level 1: ", &hints[0]));
     out.push_str("//\n");
     out.push_str(&comment_wrapped(
         "",
@@ -103,119 +96,186 @@ fn comment_wrapped(lead: &str, text: &str) -> String {
     out
 }
 
-fn template_for<'a>(catalog: &'a Catalog, id: &str) -> Result<&'a Template> {
-    catalog.template(id).with_context(|| {
+/// The template and site of a hunt.
+fn pick_of<'a>(catalog: &'a Catalog, hunt: &HuntState) -> Result<Pick<'a>> {
+    let template = catalog.template(&hunt.template).with_context(|| {
         format!(
-            "the hunt `{id}` is not in this bughunt's catalog; start another with `bughunt start`"
+            "the hunt `{}` is not in this bughunt's catalog; start another with `bughunt start`",
+            hunt.template
         )
-    })
+    })?;
+    let site = template.site(&hunt.site).with_context(|| {
+        format!(
+            "the bug site `{}` of `{}` is not in this bughunt's catalog; start another with `bughunt start`",
+            hunt.site, hunt.template
+        )
+    })?;
+    Ok(Pick { template, site })
 }
 
-/// What `start` did.
-#[derive(Debug)]
-pub enum Started {
-    /// A new hunt crate was written.
-    New { id: String, lib: String },
-    /// The hunt existed and is current again, untouched.
-    Resumed { id: String, lib: String },
-    /// The hunt was written anew; the learner's previous file was kept at `saved`.
-    Restarted {
-        id: String,
-        lib: String,
-        saved: String,
-    },
-    /// Every template is solved.
-    AllSolved,
+/// The broken program a hunt starts from: the header, then the broken form.
+fn starting_code(catalog: &Catalog, pick: Pick, seed: u64) -> String {
+    format!(
+        "{}{}",
+        bug_hunt_header(catalog, pick.template, pick.site, seed),
+        pick.template.broken_rs(&pick.site.id, seed)
+    )
 }
 
 fn write_hunt_crate(
     home: &Home,
     catalog: &Catalog,
-    template: &Template,
+    pick: Pick,
     hunt: &HuntState,
     lib_rs: Option<String>,
 ) -> Result<()> {
     let dir = home.root.join(&hunt.dir);
-    let lib_rs = lib_rs.unwrap_or_else(|| {
-        format!(
-            "{}{}",
-            bug_hunt_header(catalog, template),
-            template.broken_rs
-        )
-    });
+    let lib_rs = lib_rs.unwrap_or_else(|| starting_code(catalog, pick, hunt.seed));
     huntcrate::write_crate(
         &dir,
-        &package_name(hunt.number, template.id()),
-        template.meta.checker,
+        &package_name(hunt.number, pick.template.id(), &pick.site.id),
+        pick.template.meta.checker,
         Home::KITS_FROM_HUNT,
         &lib_rs,
-        template.checks_rs,
+        &pick.template.checks_for(hunt.seed),
     )
     .with_context(|| format!("cannot write the hunt in {}", dir.display()))
 }
 
-/// Starts (or resumes, or with `fresh` restarts) the hunt for `name` (a template or a
-/// category), or the next one in curriculum order.
-pub fn start(home: &Home, catalog: &Catalog, name: Option<&str>, fresh: bool) -> Result<Started> {
-    let state = home.state_file().load()?;
-    let template = match name {
-        Some(name) => {
-            let chosen = catalog.select(&[name.to_owned()])?;
-            // A category: its first template not solved yet, else its first.
-            chosen
-                .iter()
-                .find(|t| !passed(&state, t.id()))
-                .or(chosen.first())
-                .copied()
-                .expect("select returns at least one template")
+/// What `start` (or `challenge`) did.
+#[derive(Debug)]
+pub enum Started {
+    /// A new hunt crate was written.
+    New {
+        key: String,
+        lib: String,
+        seed: u64,
+        reason: Option<Reason>,
+    },
+    /// The hunt existed and is current again, untouched.
+    Resumed { key: String, lib: String, seed: u64 },
+    /// The hunt was written anew; the learner's previous file was kept at `saved`.
+    Restarted {
+        key: String,
+        lib: String,
+        seed: u64,
+        saved: String,
+    },
+    /// Every bug site is solved.
+    AllSolved,
+}
+
+/// What to start: a name (template or category), a bug site, a seed.
+#[derive(Debug, Default)]
+pub struct StartRequest<'a> {
+    pub name: Option<&'a str>,
+    pub site: Option<&'a str>,
+    pub seed: Option<u64>,
+    pub fresh: bool,
+}
+
+fn choose<'a>(
+    catalog: &'a Catalog,
+    state: &State,
+    request: &StartRequest,
+) -> Result<Option<(Pick<'a>, Option<Reason>)>> {
+    let Some(name) = request.name else {
+        if request.site.is_some() {
+            bail!("--site needs a template id: `bughunt start TEMPLATE --site SITE`");
         }
-        None => match next_challenge(catalog, &state, None) {
-            Some(template) => template,
-            None => return Ok(Started::AllSolved),
-        },
+        return Ok(select::adaptive_next(catalog, state).map(|(pick, reason)| (pick, Some(reason))));
     };
-    let id = template.id().to_owned();
+    let chosen = catalog.select(&[name.to_owned()])?;
+    if let Some(site) = request.site {
+        let [template] = chosen.as_slice() else {
+            bail!("--site needs a template id, and `{name}` is a category; `bughunt list --json` shows each template's bug sites");
+        };
+        let site = template.site(site).with_context(|| {
+            let sites: Vec<&str> = template.meta.sites.iter().map(|s| s.id.as_str()).collect();
+            format!(
+                "`{}` has no bug site `{site}`; its sites: {}",
+                template.id(),
+                sites.join(", ")
+            )
+        })?;
+        return Ok(Some((Pick { template, site }, None)));
+    }
+    // A template or a category: its first bug site not solved yet, else its first.
+    let picks: Vec<Pick> = chosen
+        .iter()
+        .flat_map(|template| {
+            template
+                .meta
+                .sites
+                .iter()
+                .map(move |site| Pick { template, site })
+        })
+        .collect();
+    let pick = picks
+        .iter()
+        .find(|p| !select::solved(state, &p.key()))
+        .or(picks.first())
+        .copied()
+        .expect("select returns at least one template with a site");
+    Ok(Some((pick, None)))
+}
+
+/// Starts a hunt: new, resumed (as the learner left it) or, with `fresh` or another seed,
+/// restarted (the learner's file kept in `.bughunt/attempts/`).
+pub fn start(home: &Home, catalog: &Catalog, request: &StartRequest) -> Result<Started> {
+    let state = home.state_file().load()?;
+    let Some((pick, reason)) = choose(catalog, &state, request)? else {
+        return Ok(Started::AllSolved);
+    };
+    begin(home, catalog, pick, request.seed, request.fresh, reason)
+}
+
+fn begin(
+    home: &Home,
+    catalog: &Catalog,
+    pick: Pick,
+    seed: Option<u64>,
+    fresh: bool,
+    reason: Option<Reason>,
+) -> Result<Started> {
+    let key = pick.key();
     home.restore_owned_files()?;
     home.state_file().update(|state| {
-        let existing = state.hunts.get(&id).cloned();
+        let existing = state.hunts.get(&key).cloned();
         let outcome = match existing {
-            Some(hunt) if !fresh => {
-                let lib_file = home.root.join(lib_path(&hunt));
-                let lib_rs = if lib_file.exists() {
-                    None
-                } else {
-                    Some(format!(
-                        "{}{}",
-                        bug_hunt_header(catalog, template),
-                        template.broken_rs
-                    ))
-                };
+            Some(hunt) if !fresh && seed.is_none_or(|s| s == hunt.seed) => {
                 // Missing files come back; the learner's own file is never touched.
+                let lib_file = home.root.join(lib_path(&hunt));
                 let current = std::fs::read_to_string(&lib_file).ok();
-                write_hunt_crate(home, catalog, template, &hunt, lib_rs.or(current))?;
+                write_hunt_crate(home, catalog, pick, &hunt, current)?;
                 Started::Resumed {
-                    id: id.clone(),
+                    key: key.clone(),
                     lib: lib_path(&hunt),
+                    seed: hunt.seed,
                 }
             }
             Some(hunt) => {
-                let lib_file = home.root.join(lib_path(&hunt));
-                let saved = save_attempt(home, &id, &lib_file)?;
-                write_hunt_crate(home, catalog, template, &hunt, None)?;
-                let entry = state.hunts.get_mut(&id).expect("the hunt exists");
+                let saved = save_attempt(home, &key, &home.root.join(lib_path(&hunt)))?;
+                let entry = state.hunts.get_mut(&key).expect("the hunt exists");
+                entry.seed = seed.unwrap_or(hunt.seed);
                 entry.hints_revealed = 1;
                 entry.last_failed_stage = None;
+                write_hunt_crate(home, catalog, pick, entry, None)?;
                 Started::Restarted {
-                    id: id.clone(),
+                    key: key.clone(),
                     lib: lib_path(&hunt),
+                    seed: entry.seed,
                     saved,
                 }
             }
             None => {
                 let number = state.hunts.values().map(|h| h.number).max().unwrap_or(0) + 1;
                 let hunt = HuntState {
+                    template: pick.template.id().to_owned(),
+                    site: pick.site.id.clone(),
+                    seed: seed.unwrap_or_else(fresh_seed),
                     number,
-                    dir: format!("hunts/{number:02}-{id}"),
+                    dir: format!("hunts/{number:02}-{}-{}", pick.template.id(), pick.site.id),
                     hints_revealed: 1,
                     checks_run: 0,
                     passed: false,
@@ -224,24 +284,30 @@ pub fn start(home: &Home, catalog: &Catalog, name: Option<&str>, fresh: bool) ->
                     started_unix: now_unix(),
                     passed_unix: None,
                 };
-                write_hunt_crate(home, catalog, template, &hunt, None)?;
+                write_hunt_crate(home, catalog, pick, &hunt, None)?;
                 home.restore_owned_files()?;
                 let lib = lib_path(&hunt);
-                state.hunts.insert(id.clone(), hunt);
+                let seed = hunt.seed;
+                state.hunts.insert(key.clone(), hunt);
                 Started::New {
-                    id: id.clone(),
+                    key: key.clone(),
                     lib,
+                    seed,
+                    reason,
                 }
             }
         };
-        state.current = Some(id.clone());
+        state.current = Some(key.clone());
         Ok(outcome)
     })
 }
 
-/// Keeps the learner's file before a fresh start: `.bughunt/attempts/<id>/lib-<n>.rs`.
-fn save_attempt(home: &Home, id: &str, lib_file: &Path) -> Result<String> {
-    let dir = home.root.join(".bughunt/attempts").join(id);
+/// Keeps the learner's file before a restart: `.bughunt/attempts/<template>-<site>/lib-<n>.rs`.
+fn save_attempt(home: &Home, key: &str, lib_file: &Path) -> Result<String> {
+    let dir = home
+        .root
+        .join(".bughunt/attempts")
+        .join(key.replace('/', "-"));
     std::fs::create_dir_all(&dir)?;
     let taken = std::fs::read_dir(&dir)?.count();
     let saved = dir.join(format!("lib-{}.rs", taken + 1));
@@ -257,25 +323,23 @@ fn save_attempt(home: &Home, id: &str, lib_file: &Path) -> Result<String> {
     Ok(home.relative(&saved))
 }
 
-/// The current hunt, its state and template.
-fn current<'a>(home: &Home, catalog: &'a Catalog) -> Result<(State, HuntState, &'a Template)> {
+/// The current hunt, with its template and site.
+pub fn current<'a>(home: &Home, catalog: &'a Catalog) -> Result<(State, HuntState, Pick<'a>)> {
     let state = home.state_file().load()?;
-    let Some(id) = state.current.clone() else {
+    let Some(key) = state.current.clone() else {
         bail!("no hunt in progress; run `bughunt start` to begin one");
     };
-    let hunt = state.hunts.get(&id).cloned().with_context(|| {
-        format!(
-            "the state names `{id}` as current but has no record of it; run `bughunt start {id}`"
-        )
+    let hunt = state.hunts.get(&key).cloned().with_context(|| {
+        format!("the state names `{key}` as current but has no record of it; run `bughunt start`")
     })?;
-    let template = template_for(catalog, &id)?;
-    Ok((state, hunt, template))
+    let pick = pick_of(catalog, &hunt)?;
+    Ok((state, hunt, pick))
 }
 
 /// What `hint` did.
 #[derive(Debug)]
 pub struct Hints {
-    pub id: String,
+    pub key: String,
     /// Every hint revealed so far, level 1 first.
     pub shown: Vec<String>,
     /// The learner asked past the last level.
@@ -284,20 +348,21 @@ pub struct Hints {
 
 /// Reveals the next hint level of the current hunt.
 pub fn hint(home: &Home, catalog: &Catalog) -> Result<Hints> {
-    let (_, _, template) = current(home, catalog)?;
-    let id = template.id().to_owned();
+    let (_, hunt, pick) = current(home, catalog)?;
+    let key = pick.key();
+    let hints = pick.template.hints_for(pick.site, hunt.seed);
     home.state_file().update(|state| {
         let hunt = state
             .hunts
-            .get_mut(&id)
+            .get_mut(&key)
             .context("the current hunt vanished from the state")?;
         let exhausted = hunt.hints_revealed >= HINT_LEVELS;
         if !exhausted {
             hunt.hints_revealed += 1;
         }
-        let shown = template.meta.hints[..hunt.hints_revealed as usize].to_vec();
+        let shown = hints[..hunt.hints_revealed as usize].to_vec();
         Ok(Hints {
-            id: id.clone(),
+            key: key.clone(),
             shown,
             exhausted,
         })
@@ -322,7 +387,7 @@ pub enum Verdict {
 /// Everything a check found.
 #[derive(Debug)]
 pub struct Checked {
-    pub id: String,
+    pub key: String,
     pub lib: String,
     pub verdict: Verdict,
     pub report: Option<CheckReport>,
@@ -344,14 +409,16 @@ pub fn check(
     cargo: &Path,
     color: bool,
 ) -> Result<Checked> {
-    let (_, hunt, template) = current(home, catalog)?;
-    let id = template.id().to_owned();
+    let (_, hunt, pick) = current(home, catalog)?;
+    let key = pick.key();
     let dir = home.root.join(&hunt.dir);
     let lib_file = dir.join("src/lib.rs");
     if !lib_file.exists() {
         bail!(
-            "{} is missing; `bughunt start {id}` puts back what is missing, `bughunt start {id} --fresh` starts over",
-            home.relative(&lib_file)
+            "{} is missing; `bughunt start {} --site {}` puts back what is missing, with `--fresh` it starts over",
+            home.relative(&lib_file),
+            hunt.template,
+            hunt.site
         );
     }
 
@@ -359,12 +426,12 @@ pub fn check(
     // so editing or deleting a test can never make a check pass.
     home.restore_owned_files()?;
     let mut restored = Vec::new();
-    let package = package_name(hunt.number, &id);
+    let package = package_name(hunt.number, &hunt.template, &hunt.site);
     let owned = [
-        ("tests/checks.rs", template.checks_rs.to_owned()),
+        ("tests/checks.rs", pick.template.checks_for(hunt.seed)),
         (
             "Cargo.toml",
-            huntcrate::manifest(&package, template.meta.checker, Home::KITS_FROM_HUNT),
+            huntcrate::manifest(&package, pick.template.meta.checker, Home::KITS_FROM_HUNT),
         ),
     ];
     for (file, contents) in owned {
@@ -373,7 +440,9 @@ pub fn check(
         }
     }
 
-    let report_path = home.reports_dir().join(format!("{id}.json"));
+    let report_path = home
+        .reports_dir()
+        .join(format!("{}.json", key.replace('/', "-")));
     std::fs::create_dir_all(home.reports_dir())?;
     let _ = std::fs::remove_file(&report_path);
     let mut command = Command::new(cargo);
@@ -410,7 +479,7 @@ pub fn check(
     let (first_pass, hints_left) = home.state_file().update(|state| {
         let hunt = state
             .hunts
-            .get_mut(&id)
+            .get_mut(&key)
             .context("the current hunt vanished from the state")?;
         hunt.checks_run += 1;
         let first_pass = verdict == Verdict::Passed && !hunt.passed;
@@ -427,7 +496,7 @@ pub fn check(
     })?;
 
     Ok(Checked {
-        id,
+        key,
         lib: lib_path(&hunt),
         verdict,
         report,
@@ -439,24 +508,60 @@ pub fn check(
     })
 }
 
-/// Marks the current hunt as revealed and returns its template (whose `fixed_rs` is the fix).
-pub fn reveal<'a>(home: &Home, catalog: &'a Catalog) -> Result<(&'a Template, HuntState)> {
-    let (_, hunt, template) = current(home, catalog)?;
-    let id = template.id().to_owned();
+/// Marks the current hunt as revealed; returns it and its fixed form.
+pub fn reveal(home: &Home, catalog: &Catalog) -> Result<(HuntState, String)> {
+    let (_, hunt, pick) = current(home, catalog)?;
+    let key = pick.key();
     home.state_file().update(|state| {
-        if let Some(hunt) = state.hunts.get_mut(&id) {
+        if let Some(hunt) = state.hunts.get_mut(&key) {
             hunt.revealed = true;
         }
         Ok(())
     })?;
-    Ok((template, hunt))
+    Ok((hunt.clone(), pick.template.fixed_rs(hunt.seed)))
 }
 
-/// The current hunt, if the learner has earned its explanation (a pass or a reveal).
-pub fn explain<'a>(home: &Home, catalog: &'a Catalog) -> Result<(&'a Template, HuntState, bool)> {
-    let (_, hunt, template) = current(home, catalog)?;
+/// The current hunt, and whether the learner has earned its explanation (a pass or a reveal).
+pub fn explain<'a>(home: &Home, catalog: &'a Catalog) -> Result<(Pick<'a>, HuntState, bool)> {
+    let (_, hunt, pick) = current(home, catalog)?;
     let earned = hunt.passed || hunt.revealed;
-    Ok((template, hunt, earned))
+    Ok((pick, hunt, earned))
+}
+
+/// What `challenge` did.
+#[derive(Debug)]
+pub enum Challenged {
+    /// A new hunt: a similar but different bug.
+    Started(Started),
+    /// Every bug site of the category is solved.
+    Exhausted {
+        category: String,
+        next_category: Option<String>,
+    },
+    /// The current hunt is not solved yet.
+    NotYet { lib: String },
+}
+
+/// After a pass: a similar but different bug (same category, a bug site not solved yet).
+pub fn challenge(home: &Home, catalog: &Catalog) -> Result<Challenged> {
+    let (state, hunt, _) = current(home, catalog)?;
+    if !hunt.passed {
+        return Ok(Challenged::NotYet {
+            lib: lib_path(&hunt),
+        });
+    }
+    match select::challenge(catalog, &state, &hunt) {
+        Challenge::Next(pick) => Ok(Challenged::Started(begin(
+            home, catalog, pick, None, false, None,
+        )?)),
+        Challenge::Exhausted {
+            category,
+            next_category,
+        } => Ok(Challenged::Exhausted {
+            category,
+            next_category,
+        }),
+    }
 }
 
 /// Progress for `status`.
@@ -469,7 +574,10 @@ pub struct Progress {
 
 #[derive(Debug, Serialize)]
 pub struct CurrentStatus {
+    /// The template id.
     pub id: String,
+    pub site: String,
+    pub seed: u64,
     pub category: String,
     /// The learner's file, relative to the home.
     pub path: String,
@@ -484,14 +592,18 @@ pub struct CurrentStatus {
 pub struct CategoryStatus {
     pub id: String,
     pub title: String,
+    /// Bug sites solved.
     pub done: usize,
+    /// Bug sites in the category.
     pub total: usize,
+    /// Bug sites started.
     pub started: usize,
 }
 
 #[derive(Debug, Serialize)]
 pub struct NextStatus {
     pub id: String,
+    pub site: String,
     pub title: String,
     pub category: String,
     pub difficulty: String,
@@ -501,12 +613,14 @@ pub struct NextStatus {
 /// Where the learner stands.
 pub fn status(home: &Home, catalog: &Catalog) -> Result<Progress> {
     let state = home.state_file().load()?;
-    let current = state.current.as_ref().and_then(|id| {
-        let hunt = state.hunts.get(id)?;
-        let template = catalog.template(id)?;
+    let current = state.current.as_ref().and_then(|key| {
+        let hunt = state.hunts.get(key)?;
+        let pick = pick_of(catalog, hunt).ok()?;
         Some(CurrentStatus {
-            id: id.clone(),
-            category: template.meta.category.clone(),
+            id: hunt.template.clone(),
+            site: hunt.site.clone(),
+            seed: hunt.seed,
+            category: pick.template.meta.category.clone(),
             path: lib_path(hunt),
             hints_revealed: hunt.hints_revealed,
             hints_total: HINT_LEVELS,
@@ -515,301 +629,52 @@ pub fn status(home: &Home, catalog: &Catalog) -> Result<Progress> {
             revealed: hunt.revealed,
         })
     });
-    let mut categories = Vec::new();
-    let mut ordered: Vec<_> = catalog.categories.values().collect();
-    // Curriculum order: a category comes when its first template does.
-    ordered.sort_by_key(|c| {
-        let first = catalog
-            .in_category(&c.id)
-            .first()
-            .map(|t| (t.meta.week, t.meta.difficulty));
-        (first, c.id.clone())
-    });
-    for category in ordered {
-        let templates = catalog.in_category(&category.id);
-        categories.push(CategoryStatus {
-            id: category.id.clone(),
-            title: category.meta.title.clone(),
-            done: templates.iter().filter(|t| passed(&state, t.id())).count(),
-            total: templates.len(),
-            started: templates
-                .iter()
-                .filter(|t| state.hunts.contains_key(t.id()))
-                .count(),
-        });
+    let picks = select::curriculum(catalog);
+    let mut categories: Vec<CategoryStatus> = Vec::new();
+    for pick in &picks {
+        let category = &pick.template.meta.category;
+        if !categories.iter().any(|c| &c.id == category) {
+            let title = catalog
+                .categories
+                .get(category)
+                .map(|c| c.meta.title.clone())
+                .unwrap_or_else(|| category.clone());
+            categories.push(CategoryStatus {
+                id: category.clone(),
+                title,
+                done: 0,
+                total: 0,
+                started: 0,
+            });
+        }
+        let entry = categories
+            .iter_mut()
+            .find(|c| &c.id == category)
+            .expect("just added");
+        entry.total += 1;
+        entry.done += usize::from(select::solved(&state, &pick.key()));
+        entry.started += usize::from(state.hunts.contains_key(&pick.key()));
     }
-    let skip = current
-        .as_ref()
-        .filter(|c| !c.passed)
-        .map(|c| c.id.as_str());
-    let next = next_challenge(catalog, &state, skip).map(|t| NextStatus {
-        id: t.meta.id.clone(),
-        title: t.meta.title.clone(),
-        category: t.meta.category.clone(),
-        difficulty: format!("{:?}", t.meta.difficulty),
-        week: t.meta.week,
-    });
+    let next = select::adaptive_next(catalog, &state)
+        .filter(|(pick, _)| {
+            Some(pick.key()) != current.as_ref().map(|c| instance_key(&c.id, &c.site))
+        })
+        .map(|(pick, _)| pick)
+        .or_else(|| {
+            let skip = current.as_ref().map(|c| instance_key(&c.id, &c.site));
+            select::next_in_curriculum(catalog, &state, skip.as_deref())
+        })
+        .map(|pick| NextStatus {
+            id: pick.template.meta.id.clone(),
+            site: pick.site.id.clone(),
+            title: pick.template.meta.title.clone(),
+            category: pick.template.meta.category.clone(),
+            difficulty: format!("{:?}", pick.difficulty()),
+            week: pick.template.meta.week,
+        });
     Ok(Progress {
         current,
         categories,
         next,
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// Pages: what each command prints.
-
-/// After `start`.
-pub fn page_started(catalog: &Catalog, started: &Started) -> String {
-    let (id, lib, intro) = match started {
-        Started::AllSolved => {
-            return format!("{GOOD}Every hunt in the catalog is solved.{GOOD:#} `bughunt status` shows your progress; `bughunt start ID` replays one.\n");
-        }
-        Started::New { id, lib } => (id, lib, "New hunt".to_owned()),
-        Started::Resumed { id, lib } => (id, lib, "Back to".to_owned()),
-        Started::Restarted { id, lib, saved } => (
-            id,
-            lib,
-            format!("Restarted from the broken code (your previous file is kept at {saved}):"),
-        ),
-    };
-    let Some(template) = catalog.template(id) else {
-        return format!("{intro} {id}: {lib}\n");
-    };
-    let mut out = format!(
-        "{intro} {STRONG}{id}{STRONG:#}: {}\n\n",
-        template.meta.title
-    );
-    out.push_str(&bug_hunt_header(catalog, template));
-    out.push_str(&format!(
-        "Edit  {STRONG}{lib}{STRONG:#}\nthen  {STRONG}bughunt check{STRONG:#}   (stuck? `bughunt hint`)\n"
-    ));
-    out
-}
-
-/// After `hint`.
-pub fn page_hints(hints: &Hints) -> String {
-    let mut out = String::new();
-    for (level, hint) in hints.shown.iter().enumerate() {
-        out.push_str(&paragraph(&format!("Hint Level {}: ", level + 1), hint));
-    }
-    if hints.exhausted {
-        out.push_str("That was the last hint. To see the fix, run `bughunt reveal` (it is recorded as revealed).\n");
-    } else {
-        let left = HINT_LEVELS as usize - hints.shown.len();
-        out.push_str(&format!(
-            "{left} more hint{} left: `bughunt hint`. Then `bughunt check`.\n",
-            if left == 1 { "" } else { "s" }
-        ));
-    }
-    out
-}
-
-/// What of a failing stage's trace to draw: all of it when short, else the story of the
-/// message a verdict names, else its end.
-fn drawn_trace(stage: &StageReport) -> Vec<bughunt_kit::trace::Event> {
-    if stage.trace.len() <= TRACE_DRAWN_MAX {
-        return stage.trace.clone();
-    }
-    let verdict_msg = stage
-        .trace
-        .iter()
-        .find(|e| matches!(e.kind, EventKind::Lost | EventKind::Duplicate))
-        .and_then(|e| e.msg);
-    if let Some(msg) = verdict_msg {
-        let story = trace::story(&stage.trace, msg);
-        if !story.is_empty() && story.len() <= TRACE_DRAWN_MAX {
-            return story;
-        }
-    }
-    let start = stage.trace.len().saturating_sub(TRACE_DRAWN_MAX);
-    stage.trace[start..].to_vec()
-}
-
-/// After `check`.
-pub fn page_checked(home: &Home, checked: &Checked) -> String {
-    let mut out = String::new();
-    for file in &checked.restored {
-        out.push_str(&format!(
-            "(restored {file}: tests and manifests are bughunt's; your code lives in src/lib.rs)\n"
-        ));
-    }
-    match &checked.verdict {
-        Verdict::CompileError => {
-            out.push_str(&checked.cargo_stderr);
-            out.push_str(&format!(
-                "\n{BAD}✗ {} does not compile yet.{BAD:#} Fix the errors above, then `bughunt check` again.\n",
-                checked.lib
-            ));
-            return out;
-        }
-        Verdict::TimedOut => {
-            out.push_str(&format!(
-                "{BAD}✗ the checks did not finish within {} s: probably a deadlock or a task that never exits.{BAD:#}\n",
-                checked.timeout.as_secs()
-            ));
-            out.push_str("  Look for a wait with no way out: a lock taken twice, a loop that never breaks, a receive nobody can end.\n");
-            return out;
-        }
-        Verdict::NoReport => {
-            out.push_str(&checked.cargo_stderr);
-            out.push_str(&format!(
-                "\n{BAD}✗ the checks stopped before reporting anything (see above).{BAD:#}\n"
-            ));
-            return out;
-        }
-        Verdict::Passed | Verdict::Failed(_) => {}
-    }
-    let Some(report) = &checked.report else {
-        return out;
-    };
-    for stage in &report.stages {
-        match stage.status {
-            StageStatus::Passed => out.push_str(&format!("{GOOD}✓{GOOD:#} {}\n", stage.title)),
-            StageStatus::NotRun => out.push_str(&format!(
-                "· {}  (not run: an earlier check failed)\n",
-                stage.title
-            )),
-            StageStatus::Failed | StageStatus::Running => {
-                out.push_str(&format!("{BAD}✗ {}{BAD:#}\n", stage.title));
-                out.push_str(&paragraph("  ", &stage.mentor).replace("\n\n", "\n"));
-                if stage.status == StageStatus::Running {
-                    out.push_str("  The checks died in this stage (a deadlock the checker aborted on, or a crash).\n");
-                }
-                if let Some(detail) = &stage.detail {
-                    out.push_str(&paragraph("  What happened: ", detail).replace("\n\n", "\n"));
-                }
-                if let Some(location) = &stage.location {
-                    out.push_str(&format!(
-                        "  (checked at {})\n",
-                        home.relative(Path::new(location))
-                    ));
-                }
-                let events = drawn_trace(stage);
-                if !events.is_empty() {
-                    out.push('\n');
-                    for line in diagram::terminal(&events) {
-                        if line.bad {
-                            out.push_str(&format!("    {BAD}{}{BAD:#}\n", line.text));
-                        } else {
-                            out.push_str(&format!("    {}\n", line.text));
-                        }
-                    }
-                    out.push('\n');
-                }
-                if let Some(replay) = &stage.replay {
-                    out.push_str(&paragraph("  Schedules: ", replay).replace("\n\n", "\n"));
-                }
-            }
-        }
-    }
-    out.push('\n');
-    match &checked.verdict {
-        Verdict::Passed if checked.first_pass => out.push_str(&format!(
-            "{GOOD}Fixed! Every check passes.{GOOD:#} Run `bughunt explain` to see why it broke and how your fix works.\n"
-        )),
-        Verdict::Passed => out.push_str(&format!("{GOOD}Every check passes.{GOOD:#} `bughunt explain`, or `bughunt start` for the next hunt.\n")),
-        _ => {
-            let hint = match checked.hints_left {
-                0 => "no hints left (`bughunt reveal` shows the fix)".to_owned(),
-                n => format!("`bughunt hint` for a hint ({n} left)"),
-            };
-            out.push_str(&format!("The bug is still there. Edit {} and `bughunt check` again; {hint}.\n", checked.lib));
-        }
-    }
-    out
-}
-
-/// After `reveal` (not `--raw`).
-pub fn page_revealed(template: &Template, hunt: &HuntState) -> String {
-    let mut out = format!(
-        "{STRONG}The reference fix for {}{STRONG:#} (its `// FIX:` comments say why each change is there).\nTo use it: bughunt reveal --raw > {}\n\n",
-        template.id(),
-        lib_path(hunt)
-    );
-    out.push_str(template.fixed_rs);
-    out
-}
-
-/// After `explain`.
-pub fn page_explained(catalog: &Catalog, template: &Template, hunt: &HuntState) -> String {
-    let mut out = crate::demo::demonstration(template);
-    out.push_str(&heading("KEY POINTS:"));
-    for point in &template.meta.key_points {
-        out.push_str(&paragraph("  - ", point).replace("\n\n", "\n"));
-    }
-    out.push('\n');
-    out.push_str(&heading("READ MORE:"));
-    for resource in &template.meta.resources {
-        out.push_str(&format!(
-            "  - {} ({:?}): {}\n",
-            resource.title, resource.kind, resource.url
-        ));
-    }
-    out.push('\n');
-    let state = State {
-        current: Some(template.id().to_owned()),
-        ..State::new()
-    };
-    let _ = hunt;
-    if let Some(next) = next_challenge(catalog, &state, Some(template.id())) {
-        out.push_str(&format!(
-            "Next: `bughunt start` ({}: {}).\n",
-            next.id(),
-            next.meta.title
-        ));
-    }
-    out
-}
-
-/// The refusal before a pass or a reveal: no spoilers.
-pub fn page_explain_refused(hunt: &HuntState) -> String {
-    format!(
-        "Not yet: the explanation gives the answer away. Fix {} until `bughunt check` passes (or ask for the answer with `bughunt reveal`), then `bughunt explain`.\n",
-        lib_path(hunt)
-    )
-}
-
-/// After `status`.
-pub fn page_status(status: &Progress) -> String {
-    let mut out = heading("## Bug Hunt Progress");
-    out.push('\n');
-    for category in &status.categories {
-        let mark = if category.done == category.total && category.total > 0 {
-            "✅"
-        } else if category.started > 0 {
-            "🔄"
-        } else {
-            "· "
-        };
-        out.push_str(&format!(
-            "  {mark} {} ({}/{})\n",
-            category.title, category.done, category.total
-        ));
-    }
-    out.push('\n');
-    match &status.current {
-        Some(current) => {
-            let verdict = if current.passed {
-                format!("{GOOD}fixed{GOOD:#}")
-            } else if current.revealed {
-                "fix revealed".to_owned()
-            } else {
-                "not fixed yet".to_owned()
-            };
-            out.push_str(&format!(
-                "Current hunt: {STRONG}{}{STRONG:#} ({}), {verdict}; hints {}/{}, checks run {}\n  file: {}\n",
-                current.id, current.category, current.hints_revealed, current.hints_total, current.checks_run, current.path
-            ));
-        }
-        None => out.push_str("No hunt in progress: `bughunt start` begins one.\n"),
-    }
-    match &status.next {
-        Some(next) => out.push_str(&format!(
-            "Next challenge: {STRONG}{}{STRONG:#}: {} ({}, week {})\n",
-            next.id, next.title, next.difficulty, next.week
-        )),
-        None => out.push_str("Next challenge: none left. Every hunt is solved.\n"),
-    }
-    out
 }

@@ -24,11 +24,15 @@ pub const STATE_FORMAT: u32 = 1;
 /// The longest a command waits for another to finish changing the state.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// One hunt the learner started.
+/// One hunt the learner started: an instance (template, bug site, seed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HuntState {
-    /// Its number in the home (the `nn` of `hunts/nn-id`).
+    pub template: String,
+    pub site: String,
+    /// The seed its names and constants come from.
+    pub seed: u64,
+    /// Its number in the home (the `nn` of `hunts/nn-...`).
     pub number: u32,
     /// Its folder, relative to the home.
     pub dir: String,
@@ -55,10 +59,10 @@ pub struct State {
     pub format: u32,
     /// The bughunt that made the home.
     pub bughunt_version: String,
-    /// The template id of the hunt in progress.
+    /// The key (`template/site`) of the hunt in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
-    /// Every hunt started, by template id.
+    /// Every hunt started, by key: `template/site`.
     #[serde(default)]
     pub hunts: BTreeMap<String, HuntState>,
 }
@@ -79,6 +83,11 @@ impl Default for State {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The key of an instance in [`State::hunts`].
+pub fn instance_key(template: &str, site: &str) -> String {
+    format!("{template}/{site}")
 }
 
 /// Seconds since the Unix epoch, now.
@@ -262,6 +271,9 @@ mod tests {
                     for _ in 0..10 {
                         file.update(|state| {
                             let hunt = state.hunts.entry("h".into()).or_insert(HuntState {
+                                template: "h".into(),
+                                site: "s".into(),
+                                seed: 0,
                                 number: 1,
                                 dir: "hunts/01-h".into(),
                                 hints_revealed: 1,

@@ -4,7 +4,8 @@
 //! the broken form, the fixed form and every listed wrong fix. The crates are built with
 //! cargo (one build: each checker has its own copy of the kit, so features never unify
 //! across crates), then each crate's check binary runs with a wall-clock bound and writes its JSON
-//! report. A template holds when its broken form fails at `broken_fails_at`, each wrong fix
+//! report. A template holds when every bug site's broken form fails at its `fails_at` stage
+//! for every seed validated, each wrong fix
 //! fails at its stage, and its fixed form passes every stage.
 //!
 //! The workspace persists between runs (files are rewritten only when they change), so a
@@ -39,23 +40,25 @@ pub enum Expect {
     Passes,
 }
 
-/// One crate to build and check: a form of a template.
+/// One crate to build and check: a form of an instance of a template.
 #[derive(Clone, Debug)]
 pub struct Instance {
     pub template: String,
-    /// `broken`, `fixed`, or the wrong fix's file (`wrong/name.rs`).
+    /// `fixed`, `broken: <site>`, or the wrong fix's file (`wrong/name.rs`).
     pub form: String,
+    /// The seed its names and constants come from (0: as written).
+    pub seed: u64,
     pub package: String,
     pub checker: Checker,
     pub expect: Expect,
-    lib_rs: &'static str,
-    checks_rs: &'static str,
+    lib_rs: String,
+    checks_rs: String,
 }
 
 impl Instance {
-    /// "visibility-timeout (broken)"
+    /// "visibility-timeout (broken: pop-on-receive, seed 2)"
     pub fn name(&self) -> String {
-        format!("{} ({})", self.template, self.form)
+        format!("{} ({}, seed {})", self.template, self.form, self.seed)
     }
 }
 
@@ -81,6 +84,8 @@ pub struct Options {
     pub timeout: Duration,
     /// The cargo to run.
     pub cargo: PathBuf,
+    /// Seeds 1 to `seeds` are validated for every bug site (0: only the template as written).
+    pub seeds: u64,
 }
 
 impl Options {
@@ -97,37 +102,56 @@ impl Options {
     }
 }
 
-/// Every instance of these templates, in catalog order: broken, wrong fixes, fixed.
-pub fn instances(templates: &[&Template]) -> Vec<Instance> {
+/// Every instance of these templates, in catalog order: for each seed, each bug site's broken
+/// form and the fixed form; then the wrong fixes (as written, seed 0).
+pub fn instances(templates: &[&Template], seeds: u64) -> Vec<Instance> {
     let mut all = Vec::new();
+    let seed_list: Vec<u64> = if seeds == 0 {
+        vec![0]
+    } else {
+        (1..=seeds).collect()
+    };
     for template in templates {
         let meta = &template.meta;
-        let make = |form: &str, suffix: &str, lib_rs: &'static str, expect: Expect| Instance {
-            template: meta.id.clone(),
-            form: form.to_owned(),
-            package: format!("{}--{suffix}", meta.id),
-            checker: meta.checker,
-            expect,
-            lib_rs,
-            checks_rs: template.checks_rs,
-        };
-        all.push(make(
-            "broken",
-            "broken",
-            template.broken_rs,
-            Expect::FailsAt(meta.broken_fails_at.clone()),
-        ));
+        let make =
+            |form: String, suffix: String, seed: u64, lib_rs: String, expect: Expect| Instance {
+                template: meta.id.clone(),
+                form,
+                seed,
+                package: format!("{}--{suffix}", meta.id),
+                checker: meta.checker,
+                expect,
+                lib_rs,
+                checks_rs: template.checks_for(seed),
+            };
+        for &seed in &seed_list {
+            for site in &meta.sites {
+                all.push(make(
+                    format!("broken: {}", site.id),
+                    format!("s{seed}--{}", site.id),
+                    seed,
+                    template.broken_rs(&site.id, seed),
+                    Expect::FailsAt(site.fails_at.clone()),
+                ));
+            }
+            all.push(make(
+                "fixed".to_owned(),
+                format!("s{seed}--fixed"),
+                seed,
+                template.fixed_rs(seed),
+                Expect::Passes,
+            ));
+        }
         for ((file, source), wrong) in template.wrong_rs.iter().zip(&meta.wrong_fixes) {
             let stem = file.trim_start_matches("wrong/").trim_end_matches(".rs");
-            let suffix = format!("wrong-{}", stem.replace('_', "-"));
             all.push(make(
-                file,
-                &suffix,
-                source,
+                file.clone(),
+                format!("wrong-{}", stem.replace('_', "-")),
+                0,
+                (*source).to_owned(),
                 Expect::FailsAt(wrong.fails_at.clone()),
             ));
         }
-        all.push(make("fixed", "fixed", template.fixed_rs, Expect::Passes));
     }
     all
 }
@@ -178,8 +202,8 @@ fn write_workspace(workspace: &Path, instances: &[Instance]) -> Result<()> {
             &instance.package,
             instance.checker,
             "../../kits",
-            instance.lib_rs,
-            instance.checks_rs,
+            &instance.lib_rs,
+            &instance.checks_rs,
         )?;
     }
     Ok(())
@@ -355,7 +379,7 @@ fn judge(
 /// Validates every instance of `templates`. Errors are for the environment (no cargo, a
 /// workspace in use); an instance that does not hold is an [`Outcome`] with a problem.
 pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcome>> {
-    let instances = instances(templates);
+    let instances = instances(templates, options.seeds);
     let _lock = lock_workspace(&options.workspace)?;
     // Absolute from here on: cargo runs in the workspace and names files absolutely.
     let options = &Options {
@@ -463,11 +487,12 @@ mod tests {
         Instance {
             template: "t".into(),
             form: "broken".into(),
+            seed: 0,
             package: "t--broken".into(),
             checker: Checker::Sim,
             expect,
-            lib_rs: "",
-            checks_rs: "",
+            lib_rs: String::new(),
+            checks_rs: String::new(),
         }
     }
 
@@ -508,6 +533,7 @@ mod tests {
             jobs: 1,
             timeout: Duration::from_secs(1),
             cargo: PathBuf::from("cargo"),
+            seeds: 0,
         };
         judge(&instance(expect), &finished(code), &path, &options).0
     }
@@ -577,6 +603,7 @@ mod tests {
             jobs: 1,
             timeout: Duration::from_secs(1),
             cargo: PathBuf::from("cargo"),
+            seeds: 0,
         };
         let mut output = finished(101);
         output.stderr = "thread panicked before the runner started".into();

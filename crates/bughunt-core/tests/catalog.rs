@@ -76,7 +76,7 @@ malformed!(
     two_hints,
     "two-hints",
     "scenarios/cat-a/tpl-a/scenario.toml",
-    ["field `hints`", "exactly 3"]
+    ["field `sites.hints`", "exactly 3"]
 );
 malformed!(
     unknown_field,
@@ -94,7 +94,7 @@ malformed!(
     unknown_stage,
     "unknown-stage",
     "scenarios/cat-a/tpl-a/scenario.toml",
-    ["field `broken_fails_at`", "no-such-stage"]
+    ["field `sites.fails_at`", "no-such-stage"]
 );
 malformed!(
     bad_url,

@@ -42,6 +42,8 @@ enum Command {
     Reveal(cmd::hunt::RevealArgs),
     /// After a pass (or a reveal): why it broke, how the fix works, how real systems do it.
     Explain,
+    /// After a pass: a similar but different bug (same category, a bug site not solved yet).
+    Challenge,
     /// Your progress: categories done, the current hunt, the next challenge.
     Status(cmd::hunt::StatusArgs),
     /// List every scenario template: id, category, difficulty, curriculum week.
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => cmd::hunt::check(args),
         Command::Reveal(args) => cmd::hunt::reveal(args),
         Command::Explain => cmd::hunt::explain(),
+        Command::Challenge => cmd::hunt::challenge(),
         Command::Status(args) => cmd::hunt::status(args),
         Command::List(args) => cmd::list::run(args),
         Command::Demo(args) => cmd::demo::run(args),

@@ -53,12 +53,16 @@ async fn run(
     flush_interval: Duration,
 ) {
     let mut flush = interval_at(Instant::now() + flush_interval, flush_interval);
+    //~ site: batch-inside-select
     // FIX: the batch being built lives here, in the batcher's own state, for as long as it
     // takes to fill. Before, `mem::take` moved it into the `fill_batch` future, and when the
     // timer won the select!, that future was dropped with every message it had received.
+    //~ broken:
+    //~ end
     let mut pending = Vec::with_capacity(BATCH_SIZE);
     loop {
         tokio::select! {
+            //~ site: batch-inside-select
             // FIX: the only await in this branch is `recv()`, which is cancel-safe: when the
             // timer wins, no message has left the channel. A received message goes into
             // `pending` in the handler, and select! never cancels a handler.
@@ -77,13 +81,25 @@ async fn run(
                     if !pending.is_empty() {
                         let _ = batches.send(std::mem::take(&mut pending)).await;
                     }
+            //~ broken:
+            //~ filled = fill_batch(&mut messages, std::mem::take(&mut pending)) => {
+            //~     let stream_closed = filled.len() < BATCH_SIZE;
+            //~     if !filled.is_empty() && batches.send(filled).await.is_err() {
+            //~ end
                     return;
                 }
+            //~ site: batch-inside-select
             },
             // FIX: `pending` really holds the partial batch now, so the timer has something
             // to flush. The interval is created once, outside the loop: a timer made afresh
             // each time round would restart with every message and never fire on a steady
             // trickle.
+            //~ broken:
+            //~     if stream_closed {
+            //~         return;
+            //~     }
+            //~ }
+            //~ end
             _ = flush.tick() => {
                 if !pending.is_empty() && batches.send(std::mem::take(&mut pending)).await.is_err() {
                     return;
@@ -93,5 +109,19 @@ async fn run(
     }
 }
 
+//~ site: batch-inside-select
 // FIX: `fill_batch` is gone. A future that owns the messages it has received cannot be
 // raced in a select!: losing the race drops it, and the messages with it.
+//~ broken:
+//~ /// Receives into `batch` until it holds `BATCH_SIZE` messages or the stream closes, and
+//~ /// hands it back.
+//~ async fn fill_batch(messages: &mut mpsc::Receiver<u64>, mut batch: Vec<u64>) -> Vec<u64> {
+//~     while batch.len() < BATCH_SIZE {
+//~         match messages.recv().await {
+//~             Some(message) => batch.push(message),
+//~             None => break,
+//~         }
+//~     }
+//~     batch
+//~ }
+//~ end

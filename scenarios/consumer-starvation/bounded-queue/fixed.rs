@@ -36,6 +36,7 @@ impl Queue {
 
     /// Offers a job to the queue.
     pub fn try_send(&mut self, job: Job) -> Result<(), Full> {
+        //~ site: unbounded-send
         // FIX: `VecDeque::with_capacity` only preallocates: the deque grows past it without a
         // word, so nothing bounded this queue. The bound is checked here, against the jobs
         // waiting now (depth), not against how many were ever sent, so room comes back as the
@@ -46,6 +47,8 @@ impl Queue {
             // producer, who must now hold the job, slow down, and offer it again later.
             return Err(Full(job));
         }
+        //~ broken:
+        //~ end
         self.jobs.push_back(job);
         Ok(())
     }

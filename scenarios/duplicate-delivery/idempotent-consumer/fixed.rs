@@ -14,20 +14,26 @@
 //! transaction, all or nothing. The promise to keep: every payment sent is credited exactly
 //! once, however the messages carrying it are delivered.
 
+//~ site: credit-every-delivery
 use std::collections::BTreeSet;
 
+//~ broken:
+//~ end
 use bughunt_kit::queue::Delivery;
 
 /// The account the payments go to: the database, not the consumer's memory.
 #[derive(Debug, Default)]
 pub struct Ledger {
     balance_cents: i64,
+    //~ site: credit-every-delivery
     // FIX: the ids of the messages whose payment is in the balance, kept in the database
     // itself: it survives consumer restarts, and it changes in the same transaction as the
     // balance, so the two can never disagree. (In SQL: a processed_messages table with the
     // message id as primary key, inserted in the transaction that updates the balance.)
     // It grows with the ledger, one id per payment, like the payment rows themselves.
     applied_message_ids: BTreeSet<u64>,
+    //~ broken:
+    //~ end
 }
 
 impl Ledger {
@@ -41,6 +47,7 @@ impl Ledger {
         self.balance_cents
     }
 
+    //~ site: credit-every-delivery
     /// Adds `amount_cents` to the balance for message `message_id`, in one transaction,
     /// unless that message was applied before.
     // FIX: check and record the message id and change the balance in one transaction. A
@@ -50,6 +57,11 @@ impl Ledger {
         if self.applied_message_ids.insert(message_id) {
             self.balance_cents += amount_cents;
         }
+    //~ broken:
+    //~ /// Adds `amount_cents` to the balance, in one transaction.
+    //~ fn credit(&mut self, amount_cents: i64) {
+    //~     self.balance_cents += amount_cents;
+    //~ end
     }
 }
 
@@ -70,10 +82,14 @@ impl Consumer {
             .trim()
             .parse()
             .expect("a payment body is a whole number of cents");
+        //~ site: credit-every-delivery
         // FIX: a redelivery carries the same message id (the broker's, unchanged across
         // attempts), so the id is the idempotency key: not the body, since two payments can
         // have the same amount, and not `attempt`, since a first delivery whose consumer
         // crashed before crediting is redelivered as attempt 2 and must still count.
         ledger.credit_once(delivery.id, amount_cents);
+        //~ broken:
+        //~ ledger.credit(amount_cents);
+        //~ end
     }
 }

@@ -33,21 +33,29 @@ impl Slot {
     /// Puts `value` in the slot for a consumer. Called once, by the producer.
     pub fn publish(&self, value: u64) {
         self.payload.store(value, Ordering::Relaxed);
+        //~ site: relaxed-publish
         // FIX: Release. Every write this thread made before this store (the payload) becomes
         // visible to any thread whose Acquire load reads `true` from it. With Relaxed, the
         // flag and the payload are unrelated locations: another core may see the flag set
         // and still read the payload from before the publish. The payload itself can stay
         // Relaxed: the flag's Release/Acquire pair is what orders it.
         self.ready.store(true, Ordering::Release);
+        //~ broken:
+        //~ self.ready.store(true, Ordering::Relaxed);
+        //~ end
     }
 
     /// Takes the message if it has been published and nobody took it yet.
     pub fn try_take(&self) -> Option<u64> {
+        //~ site: relaxed-publish
         // FIX: Acquire. Reading `true` from the producer's Release store synchronizes with
         // it: the producer's payload write happens-before the payload read below, so that
         // read sees the published value. Release on the producer's side alone does nothing;
         // only the pair orders the two threads.
         if self.ready.swap(false, Ordering::Acquire) {
+        //~ broken:
+        //~ if self.ready.swap(false, Ordering::Relaxed) {
+        //~ end
             Some(self.payload.load(Ordering::Relaxed))
         } else {
             None
@@ -56,9 +64,13 @@ impl Slot {
 
     /// The waiting message, left in the slot for a consumer to take.
     pub fn peek(&self) -> Option<u64> {
+        //~ site: relaxed-publish
         // FIX: Acquire here too. A look is still a read of the payload guarded by the flag;
         // every reader that trusts the flag needs its own Acquire to pair with the Release.
         if self.ready.load(Ordering::Acquire) {
+        //~ broken:
+        //~ if self.ready.load(Ordering::Relaxed) {
+        //~ end
             Some(self.payload.load(Ordering::Relaxed))
         } else {
             None

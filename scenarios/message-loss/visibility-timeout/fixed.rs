@@ -13,7 +13,11 @@
 //! Time is a simulated [`Clock`]: it moves only when the caller advances it. One owner drives
 //! the queue, so there is no locking; the subject here is crashes, not threads.
 
+//~ site: pop-on-receive
 use std::collections::{BTreeMap, VecDeque};
+//~ broken:
+//~ use std::collections::VecDeque;
+//~ end
 
 use bughunt_kit::clock::Clock;
 
@@ -25,6 +29,7 @@ pub struct Message {
     pub body: String,
 }
 
+//~ site: pop-on-receive
 /// A received message the queue still holds, hidden until its consumer acks it or its
 /// ack deadline comes.
 #[derive(Debug)]
@@ -34,14 +39,20 @@ struct InFlight {
 }
 
 /// The queue: jobs waiting to be received, oldest first, and jobs being worked on.
+//~ broken:
+//~ /// The queue: jobs waiting to be received, oldest first.
+//~ end
 #[derive(Debug)]
 pub struct Queue {
     clock: Clock,
     visibility_timeout_ms: u64,
     ready: VecDeque<Message>,
+    //~ site: pop-on-receive
     // FIX: a received message is not deleted, it moves here until its ack. A BTreeMap, not a
     // HashMap, so expired messages come back in id order, the same order on every run.
     in_flight: BTreeMap<u64, InFlight>,
+    //~ broken:
+    //~ end
     next_id: u64,
 }
 
@@ -52,7 +63,10 @@ impl Queue {
             clock,
             visibility_timeout_ms,
             ready: VecDeque::new(),
+            //~ site: pop-on-receive
             in_flight: BTreeMap::new(),
+            //~ broken:
+            //~ end
             next_id: 1,
         }
     }
@@ -73,6 +87,7 @@ impl Queue {
     /// The consumer owns the job until it calls [`Queue::ack`] or until
     /// [`Queue::ack_deadline_ms`] as it stood at this receive, whichever comes first.
     pub fn receive(&mut self) -> Option<Message> {
+        //~ site: pop-on-receive
         // FIX: a consumer that crashed never acks. Once its deadline has come (`<=`: visible
         // again from exactly that instant), its message goes back to the front of the line,
         // ahead of newer jobs, oldest id first.
@@ -99,19 +114,30 @@ impl Queue {
             },
         );
         Some(message)
+        //~ broken:
+        //~ self.ready.pop_front()
+        //~ end
     }
 
     /// The job `id` is done: delete it for good.
     pub fn ack(&mut self, id: u64) {
+        //~ site: pop-on-receive
         // FIX: between receive and ack a message lives in `in_flight`, not in `ready`: the
         // ack deletes it there, or its deadline would bring it back.
         self.in_flight.remove(&id);
+        //~ broken:
+        //~ self.ready.retain(|message| message.id != id);
+        //~ end
     }
 
     /// Messages the queue is responsible for: visible ones and received-but-unacked ones.
     pub fn depth(&self) -> usize {
+        //~ site: pop-on-receive
         // FIX: in-flight messages are still the queue's to deliver.
         self.ready.len() + self.in_flight.len()
+        //~ broken:
+        //~ self.ready.len()
+        //~ end
     }
 
     /// The instant, in simulated ms, by which a message received now must be acked: from

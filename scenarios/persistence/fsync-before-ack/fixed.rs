@@ -49,12 +49,16 @@ impl Log {
     pub fn publish(&mut self, payload: &[u8]) -> io::Result<()> {
         let mut record = Vec::with_capacity(HEADER_BYTES + payload.len());
         encode(payload, &mut record)?;
+        //~ site: ack-before-fsync
         self.disk.append(LOG_FILE, &record)?;
         // FIX: `append` only reaches the page cache, and a power cut loses the page cache.
         // `Ok` is the ack: the producer forgets the message when it hears it, so the record
         // must be durable first. fsync, then ack. And if the fsync fails, the record may or
         // may not be on disk: pass the error on (no ack), never swallow it and say Ok.
         self.disk.sync(LOG_FILE)
+        //~ broken:
+        //~ self.disk.append(LOG_FILE, &record)
+        //~ end
     }
 
     /// Publishes several messages in one write. `Ok` acks all of them.
@@ -69,12 +73,16 @@ impl Log {
         for payload in payloads {
             encode(payload, &mut records)?;
         }
+        //~ site: ack-before-fsync
         self.disk.append(LOG_FILE, &records)?;
         // FIX: the same promise for every message in the batch, so the same fsync before the
         // ack. One fsync for the whole batch (group commit): it costs one fsync for N
         // messages instead of N, and the price is latency, since no message of the batch is
         // acked before the last one is written and the whole batch is on disk.
         self.disk.sync(LOG_FILE)
+        //~ broken:
+        //~ self.disk.append(LOG_FILE, &records)
+        //~ end
     }
 }
 

@@ -43,17 +43,29 @@ impl Progress {
 
     /// A consumer received a message.
     pub fn record_received(&self) {
+        //~ site: two-lock-scopes
         // FIX: read, add and write back under ONE guard. Copying the counts out, letting the
         // lock go and taking it again to save them left a gap in which another consumer's
         // update could land; saving the stale copy then erased that update (a lost update).
         // Every access being locked is not enough: the whole read-modify-write must be.
         self.lock().received += 1;
+        //~ broken:
+        //~ let mut counts = self.snapshot();
+        //~ counts.received += 1;
+        //~ self.save(counts);
+        //~ end
     }
 
     /// A consumer finished a message.
     pub fn record_processed(&self) {
+        //~ site: two-lock-scopes
         // FIX: same here: one critical section from the read to the write.
         self.lock().processed += 1;
+        //~ broken:
+        //~ let mut counts = self.snapshot();
+        //~ counts.processed += 1;
+        //~ self.save(counts);
+        //~ end
     }
 
     /// Both counts as of one instant.
@@ -61,8 +73,14 @@ impl Progress {
         *self.lock()
     }
 
+    //~ site: two-lock-scopes
     // FIX: `save` is gone. Writing back a whole copy made earlier is what erased the update
     // that landed in between; each method now changes only its own count, in place.
+    //~ broken:
+    //~ fn save(&self, counts: Counts) {
+    //~     *self.lock() = counts;
+    //~ }
+    //~ end
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.counts

@@ -8,8 +8,12 @@
 //! the consumer had already started was finished, not cut off halfway.
 
 use bughunt_kit::sink::Sink;
+//~ site: recv-without-shutdown
 // FIX: a oneshot channel carries the stop signal. Only one value is ever sent on it.
 use tokio::sync::{mpsc, oneshot};
+//~ broken:
+//~ use tokio::sync::mpsc;
+//~ end
 use tokio::task::JoinHandle;
 
 /// One unit of work.
@@ -20,9 +24,12 @@ pub struct Job {
 
 /// A running consumer. Call [`Consumer::shutdown`] to stop it.
 pub struct Consumer {
+    //~ site: recv-without-shutdown
     // FIX: the consumer owns the sending half of the stop signal. Sending on it, or dropping
     // it, tells the task to stop before it takes its next job.
     stop: oneshot::Sender<()>,
+    //~ broken:
+    //~ end
     /// The consumer task. It owns the receiving end of the jobs channel.
     task: JoinHandle<()>,
 }
@@ -30,21 +37,30 @@ pub struct Consumer {
 impl Consumer {
     /// Starts a task that processes the jobs from `jobs` in order, one at a time.
     pub fn spawn(jobs: mpsc::Receiver<Job>, sink: Sink) -> Consumer {
+        //~ site: recv-without-shutdown
         let (stop, stop_requested) = oneshot::channel();
         let task = tokio::spawn(consume(jobs, sink, stop_requested));
         Consumer { stop, task }
+        //~ broken:
+        //~ let task = tokio::spawn(consume(jobs, sink));
+        //~ Consumer { task }
+        //~ end
     }
 
     /// Stops the consumer and returns once its task has ended.
     pub async fn shutdown(self) {
+        //~ site: recv-without-shutdown
         // FIX: ask first, then wait. Awaiting the task alone waits for the producer to close
         // the channel, which it never does while the service runs. `send` fails only if the
         // task has already ended, and then there is nothing to ask.
         let _ = self.stop.send(());
+        //~ broken:
+        //~ end
         join(self.task).await;
     }
 }
 
+//~ site: recv-without-shutdown
 async fn consume(
     mut jobs: mpsc::Receiver<Job>,
     sink: Sink,
@@ -62,6 +78,10 @@ async fn consume(
         let Some(job) = next else { break };
         // FIX: the work is outside the select!, so nothing races it: a stop that comes while
         // a job is in the sink waits for that job to finish and is seen before the next one.
+//~ broken:
+//~ async fn consume(mut jobs: mpsc::Receiver<Job>, sink: Sink) {
+//~     while let Some(job) = jobs.recv().await {
+//~ end
         sink.process(job.id).await;
     }
 }

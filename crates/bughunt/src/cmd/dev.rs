@@ -32,6 +32,9 @@ pub struct ValidateArgs {
     /// The bound on one form's checks, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     timeout: u64,
+    /// Validate seeds 1 to N of every bug site (0: only the templates as written).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seeds: u64,
 }
 
 pub fn run(command: Command) -> CmdResult {
@@ -52,6 +55,7 @@ fn validate(args: ValidateArgs) -> CmdResult {
         }),
         timeout: Duration::from_secs(args.timeout),
         cargo: Options::default_cargo(),
+        seeds: args.seeds,
     };
     let started = Instant::now();
     let outcomes = validate::validate(&templates, &options)?;
@@ -66,8 +70,9 @@ fn validate(args: ValidateArgs) -> CmdResult {
                 writeln!(out, "{BAD}✗ {name}: {problem}{BAD:#}")?;
                 writeln!(
                     out,
-                    "  again: bughunt dev validate {} --workspace {}",
+                    "  again: bughunt dev validate {} --seeds {} --workspace {}",
                     outcome.instance.template,
+                    options.seeds,
                     options.workspace.display()
                 )?;
             }

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use bughunt_core::home::Home;
-use bughunt_core::hunt::{self, Verdict};
+use bughunt_core::hunt::{self, StartRequest, Verdict};
+use bughunt_core::pages;
 use bughunt_core::validate::Options;
 
 use crate::exit::{CmdResult, Exit};
@@ -21,8 +22,15 @@ fn print(page: &str) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct StartArgs {
-    /// A template or category id; without one, the next hunt in curriculum order.
+    /// A template or category id; without one, the next hunt: your unfinished one, else the
+    /// curriculum's next, adapted to how the last hunt went.
     id: Option<String>,
+    /// Which bug site of the template (see `bughunt list --json`); default: the first unsolved.
+    #[arg(long, value_name = "SITE")]
+    site: Option<String>,
+    /// The seed for names and constants: the same seed writes the same code. Default: a fresh one.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Start the hunt over from the broken code (your current file is kept in .bughunt/attempts/).
     #[arg(long)]
     fresh: bool,
@@ -31,16 +39,33 @@ pub struct StartArgs {
 pub fn start(args: StartArgs) -> CmdResult {
     let home = home()?;
     let catalog = super::catalog()?;
-    let started = hunt::start(&home, &catalog, args.id.as_deref(), args.fresh)?;
-    print(&hunt::page_started(&catalog, &started))?;
+    let request = StartRequest {
+        name: args.id.as_deref(),
+        site: args.site.as_deref(),
+        seed: args.seed,
+        fresh: args.fresh,
+    };
+    let started = hunt::start(&home, &catalog, &request)?;
+    print(&pages::started(&catalog, &started))?;
     Ok(Exit::Success)
+}
+
+pub fn challenge() -> CmdResult {
+    let home = home()?;
+    let catalog = super::catalog()?;
+    let challenged = hunt::challenge(&home, &catalog)?;
+    print(&pages::challenged(&catalog, &challenged))?;
+    Ok(match challenged {
+        hunt::Challenged::NotYet { .. } => Exit::BugStillThere,
+        _ => Exit::Success,
+    })
 }
 
 pub fn hint() -> CmdResult {
     let home = home()?;
     let catalog = super::catalog()?;
     let hints = hunt::hint(&home, &catalog)?;
-    print(&hunt::page_hints(&hints))?;
+    print(&pages::hints(&hints))?;
     Ok(Exit::Success)
 }
 
@@ -73,7 +98,7 @@ pub fn check(args: CheckArgs) -> CmdResult {
         &Options::default_cargo(),
         cargo_colour(),
     )?;
-    print(&hunt::page_checked(&home, &checked))?;
+    print(&pages::checked(&home, &checked))?;
     Ok(if checked.verdict == Verdict::Passed {
         Exit::Success
     } else {
@@ -91,13 +116,11 @@ pub struct RevealArgs {
 pub fn reveal(args: RevealArgs) -> CmdResult {
     let home = home()?;
     let catalog = super::catalog()?;
-    let (template, hunt) = hunt::reveal(&home, &catalog)?;
+    let (hunt, fixed) = hunt::reveal(&home, &catalog)?;
     if args.raw {
-        std::io::stdout()
-            .lock()
-            .write_all(template.fixed_rs.as_bytes())?;
+        std::io::stdout().lock().write_all(fixed.as_bytes())?;
     } else {
-        print(&hunt::page_revealed(template, &hunt))?;
+        print(&pages::revealed(&hunt, &fixed))?;
     }
     Ok(Exit::Success)
 }
@@ -105,12 +128,12 @@ pub fn reveal(args: RevealArgs) -> CmdResult {
 pub fn explain() -> CmdResult {
     let home = home()?;
     let catalog = super::catalog()?;
-    let (template, hunt, earned) = hunt::explain(&home, &catalog)?;
+    let (pick, hunt, earned) = hunt::explain(&home, &catalog)?;
     if !earned {
-        print(&hunt::page_explain_refused(&hunt))?;
+        print(&pages::explain_refused(&hunt))?;
         return Ok(Exit::BugStillThere);
     }
-    print(&hunt::page_explained(&catalog, template, &hunt))?;
+    print(&pages::explained(pick, &hunt))?;
     Ok(Exit::Success)
 }
 
@@ -128,7 +151,7 @@ pub fn status(args: StatusArgs) -> CmdResult {
     if args.json {
         print(&format!("{}\n", serde_json::to_string_pretty(&status)?))?;
     } else {
-        print(&hunt::page_status(&status))?;
+        print(&pages::status(&status))?;
     }
     Ok(Exit::Success)
 }

@@ -9,7 +9,8 @@ use crate::exit::{CmdResult, Exit};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Print a JSON array of objects (id, category, title, difficulty, week, checker, demo).
+    /// Print a JSON array of objects (id, category, title, difficulty, week, checker, demo,
+    /// bug_sites).
     #[arg(long)]
     json: bool,
 }
@@ -23,6 +24,7 @@ struct Row<'a> {
     week: u8,
     checker: &'static str,
     demo: bool,
+    bug_sites: Vec<&'a str>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -45,6 +47,7 @@ pub fn run(args: Args) -> CmdResult {
                 week: t.meta.week,
                 checker: t.meta.checker.name(),
                 demo: t.meta.demo.is_some(),
+                bug_sites: t.meta.sites.iter().map(|s| s.id.as_str()).collect(),
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
@@ -75,6 +78,8 @@ pub fn run(args: Args) -> CmdResult {
             meta.title,
             if meta.demo.is_some() { "  [demo]" } else { "" }
         )?;
+        let sites: Vec<&str> = meta.sites.iter().map(|s| s.id.as_str()).collect();
+        writeln!(out, "  {:id_width$}  bug sites: {}", "", sites.join(", "))?;
     }
     writeln!(
         out,

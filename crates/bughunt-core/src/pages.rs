@@ -1,0 +1,343 @@
+//! What the hunt loop's commands print, built from what [`crate::hunt`] returns.
+
+use std::path::Path;
+
+use bughunt_kit::report::{StageReport, Status as StageStatus};
+use bughunt_kit::trace::{self, EventKind};
+
+use crate::catalog::Catalog;
+use crate::diagram;
+use crate::home::Home;
+use crate::hunt::{
+    bug_hunt_header, lib_path, Challenged, Checked, Hints, Started, Verdict, HINT_LEVELS,
+};
+use crate::select::Pick;
+use crate::state::HuntState;
+use crate::text::{heading, paragraph, BAD, GOOD, STRONG};
+
+/// The most trace events a check draws for a failing stage.
+const TRACE_DRAWN_MAX: usize = 30;
+
+fn pick_for<'a>(catalog: &'a Catalog, key: &str) -> Option<Pick<'a>> {
+    let (template, site) = key.split_once('/')?;
+    let template = catalog.template(template)?;
+    let site = template.site(site)?;
+    Some(Pick { template, site })
+}
+
+/// After `start` (and a `challenge` that started something).
+pub fn started(catalog: &Catalog, started: &Started) -> String {
+    let (key, lib, seed, intro) = match started {
+        Started::AllSolved => {
+            return format!(
+                "{GOOD}Every bug site in the catalog is solved.{GOOD:#} `bughunt status` shows your progress; `bughunt start ID --fresh` replays one.\n"
+            );
+        }
+        Started::New {
+            key,
+            lib,
+            seed,
+            reason,
+        } => {
+            let why = reason
+                .map(|r| format!(" ({})", r.words()))
+                .unwrap_or_default();
+            (key, lib, *seed, format!("New hunt{why}:"))
+        }
+        Started::Resumed { key, lib, seed } => (key, lib, *seed, "Back to".to_owned()),
+        Started::Restarted {
+            key,
+            lib,
+            seed,
+            saved,
+        } => (
+            key,
+            lib,
+            *seed,
+            format!("Restarted from the broken code (your previous file is kept at {saved}):"),
+        ),
+    };
+    let Some(pick) = pick_for(catalog, key) else {
+        return format!("{intro} {key}: {lib}\n");
+    };
+    let mut out = format!(
+        "{intro} {STRONG}{}{STRONG:#}: {}\n\n",
+        pick.template.id(),
+        pick.template.meta.title
+    );
+    out.push_str(&bug_hunt_header(catalog, pick.template, pick.site, seed));
+    out.push_str(&format!(
+        "Edit  {STRONG}{lib}{STRONG:#}   (bug site {}, seed {seed})\nthen  {STRONG}bughunt check{STRONG:#}   (stuck? `bughunt hint`)\n",
+        pick.site.id
+    ));
+    out
+}
+
+/// After `hint`.
+pub fn hints(hints: &Hints) -> String {
+    let mut out = String::new();
+    for (level, hint) in hints.shown.iter().enumerate() {
+        out.push_str(&paragraph(&format!("Hint Level {}: ", level + 1), hint));
+    }
+    if hints.exhausted {
+        out.push_str("That was the last hint. To see the fix, run `bughunt reveal` (it is recorded as revealed).\n");
+    } else {
+        let left = HINT_LEVELS as usize - hints.shown.len();
+        out.push_str(&format!(
+            "{left} more hint{} left: `bughunt hint`. Then `bughunt check`.\n",
+            if left == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// What of a failing stage's trace to draw: all of it when short, else the story of the
+/// message a verdict names, else its end.
+fn drawn_trace(stage: &StageReport) -> Vec<bughunt_kit::trace::Event> {
+    if stage.trace.len() <= TRACE_DRAWN_MAX {
+        return stage.trace.clone();
+    }
+    let verdict_msg = stage
+        .trace
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Lost | EventKind::Duplicate))
+        .and_then(|e| e.msg);
+    if let Some(msg) = verdict_msg {
+        let story = trace::story(&stage.trace, msg);
+        if !story.is_empty() && story.len() <= TRACE_DRAWN_MAX {
+            return story;
+        }
+    }
+    let start = stage.trace.len().saturating_sub(TRACE_DRAWN_MAX);
+    stage.trace[start..].to_vec()
+}
+
+/// After `check`.
+pub fn checked(home: &Home, checked: &Checked) -> String {
+    let mut out = String::new();
+    for file in &checked.restored {
+        out.push_str(&format!(
+            "(restored {file}: tests and manifests are bughunt's; your code lives in src/lib.rs)\n"
+        ));
+    }
+    match &checked.verdict {
+        Verdict::CompileError => {
+            out.push_str(&checked.cargo_stderr);
+            out.push_str(&format!(
+                "\n{BAD}✗ {} does not compile yet.{BAD:#} Fix the errors above, then `bughunt check` again.\n",
+                checked.lib
+            ));
+            return out;
+        }
+        Verdict::TimedOut => {
+            out.push_str(&format!(
+                "{BAD}✗ the checks did not finish within {} s: probably a deadlock or a task that never exits.{BAD:#}\n",
+                checked.timeout.as_secs()
+            ));
+            out.push_str("  Look for a wait with no way out: a lock taken twice, a loop that never breaks, a receive nobody can end.\n");
+            return out;
+        }
+        Verdict::NoReport => {
+            out.push_str(&checked.cargo_stderr);
+            out.push_str(&format!(
+                "\n{BAD}✗ the checks stopped before reporting anything (see above).{BAD:#}\n"
+            ));
+            return out;
+        }
+        Verdict::Passed | Verdict::Failed(_) => {}
+    }
+    let Some(report) = &checked.report else {
+        return out;
+    };
+    for stage in &report.stages {
+        match stage.status {
+            StageStatus::Passed => out.push_str(&format!("{GOOD}✓{GOOD:#} {}\n", stage.title)),
+            StageStatus::NotRun => out.push_str(&format!(
+                "· {}  (not run: an earlier check failed)\n",
+                stage.title
+            )),
+            StageStatus::Failed | StageStatus::Running => {
+                out.push_str(&format!("{BAD}✗ {}{BAD:#}\n", stage.title));
+                out.push_str(&paragraph("  ", &stage.mentor).replace("\n\n", "\n"));
+                if stage.status == StageStatus::Running {
+                    out.push_str("  The checks died in this stage (a deadlock the checker aborted on, or a crash).\n");
+                }
+                if let Some(detail) = &stage.detail {
+                    out.push_str(&paragraph("  What happened: ", detail).replace("\n\n", "\n"));
+                }
+                if let Some(location) = &stage.location {
+                    out.push_str(&format!(
+                        "  (checked at {})\n",
+                        home.relative(Path::new(location))
+                    ));
+                }
+                let events = drawn_trace(stage);
+                if !events.is_empty() {
+                    out.push('\n');
+                    for line in diagram::terminal(&events) {
+                        if line.bad {
+                            out.push_str(&format!("    {BAD}{}{BAD:#}\n", line.text));
+                        } else {
+                            out.push_str(&format!("    {}\n", line.text));
+                        }
+                    }
+                    out.push('\n');
+                }
+                if let Some(replay) = &stage.replay {
+                    out.push_str(&paragraph("  Schedules: ", replay).replace("\n\n", "\n"));
+                }
+            }
+        }
+    }
+    out.push('\n');
+    match &checked.verdict {
+        Verdict::Passed if checked.first_pass => out.push_str(&format!(
+            "{GOOD}Fixed! Every check passes.{GOOD:#} Run `bughunt explain` to see why it broke and how your fix works, then `bughunt challenge` for a similar but different bug.\n"
+        )),
+        Verdict::Passed => out.push_str(&format!(
+            "{GOOD}Every check passes.{GOOD:#} `bughunt explain`, `bughunt challenge`, or `bughunt start` for the next hunt.\n"
+        )),
+        _ => {
+            let hint = match checked.hints_left {
+                0 => "no hints left (`bughunt reveal` shows the fix)".to_owned(),
+                n => format!("`bughunt hint` for a hint ({n} left)"),
+            };
+            out.push_str(&format!(
+                "The bug is still there. Edit {} and `bughunt check` again; {hint}.\n",
+                checked.lib
+            ));
+        }
+    }
+    out
+}
+
+/// After `reveal` (not `--raw`).
+pub fn revealed(hunt: &HuntState, fixed: &str) -> String {
+    let mut out = format!(
+        "{STRONG}The reference fix for {} ({}){STRONG:#}: its `// FIX:` comments say why each change is there.\nTo use it: bughunt reveal --raw > {}\n\n",
+        hunt.template,
+        hunt.site,
+        lib_path(hunt)
+    );
+    out.push_str(fixed);
+    out
+}
+
+/// After `explain`: the demonstration block, the key points, the resources.
+pub fn explained(pick: Pick, hunt: &HuntState) -> String {
+    let template = pick.template;
+    let mut out = crate::demo::demonstration(template);
+    out.push_str(&heading("KEY POINTS:"));
+    for point in &template.meta.key_points {
+        out.push_str(&paragraph("  - ", point).replace("\n\n", "\n"));
+    }
+    out.push('\n');
+    out.push_str(&heading("READ MORE:"));
+    for resource in &template.meta.resources {
+        out.push_str(&format!(
+            "  - {} ({:?}): {}\n",
+            resource.title, resource.kind, resource.url
+        ));
+    }
+    out.push('\n');
+    out.push_str("Next: `bughunt challenge` (a similar but different bug) or `bughunt start` (the next hunt).\n");
+    // The explanation speaks the instance's names.
+    crate::generate::variant(template, hunt.seed).apply(&out)
+}
+
+/// The refusal before a pass or a reveal: no spoilers.
+pub fn explain_refused(hunt: &HuntState) -> String {
+    format!(
+        "Not yet: the explanation gives the answer away. Fix {} until `bughunt check` passes (or ask for the answer with `bughunt reveal`), then `bughunt explain`.\n",
+        lib_path(hunt)
+    )
+}
+
+/// After `challenge`.
+pub fn challenged(catalog: &Catalog, challenged: &Challenged) -> String {
+    match challenged {
+        Challenged::Started(started_hunt) => {
+            format!(
+                "A similar but different bug.\n{}",
+                started(catalog, started_hunt)
+            )
+        }
+        Challenged::NotYet { lib } => format!(
+            "Not yet: a challenge comes after a pass. Fix {lib} until `bughunt check` passes.\n"
+        ),
+        Challenged::Exhausted {
+            category,
+            next_category,
+        } => {
+            let title = |id: &str| {
+                catalog
+                    .categories
+                    .get(id)
+                    .map(|c| c.meta.title.clone())
+                    .unwrap_or_else(|| id.to_owned())
+            };
+            let mut out = format!(
+                "{GOOD}You have solved every bug in {}.{GOOD:#}\n",
+                title(category)
+            );
+            match next_category {
+                Some(next) => out.push_str(&format!(
+                    "Next category: {}: `bughunt start {next}`\n",
+                    title(next)
+                )),
+                None => out.push_str("Every category is done.\n"),
+            }
+            out
+        }
+    }
+}
+
+/// After `status`.
+pub fn status(status: &crate::hunt::Progress) -> String {
+    let mut out = heading("## Bug Hunt Progress");
+    out.push('\n');
+    for category in &status.categories {
+        let mark = if category.done == category.total && category.total > 0 {
+            "✅"
+        } else if category.started > 0 {
+            "🔄"
+        } else {
+            "· "
+        };
+        out.push_str(&format!(
+            "  {mark} {} ({}/{})\n",
+            category.title, category.done, category.total
+        ));
+    }
+    out.push('\n');
+    match &status.current {
+        Some(current) => {
+            let verdict = if current.passed {
+                format!("{GOOD}fixed{GOOD:#}")
+            } else if current.revealed {
+                "fix revealed".to_owned()
+            } else {
+                "not fixed yet".to_owned()
+            };
+            out.push_str(&format!(
+                "Current hunt: {STRONG}{}{STRONG:#} (bug site {}, seed {}), {verdict}; hints {}/{}, checks run {}\n  file: {}\n",
+                current.id,
+                current.site,
+                current.seed,
+                current.hints_revealed,
+                current.hints_total,
+                current.checks_run,
+                current.path
+            ));
+        }
+        None => out.push_str("No hunt in progress: `bughunt start` begins one.\n"),
+    }
+    match &status.next {
+        Some(next) => out.push_str(&format!(
+            "Next challenge: {STRONG}{}{STRONG:#} ({}): {} ({}, week {})\n",
+            next.id, next.site, next.title, next.difficulty, next.week
+        )),
+        None => out.push_str("Next challenge: none left. Every hunt is solved.\n"),
+    }
+    out
+}
