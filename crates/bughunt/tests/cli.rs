@@ -27,8 +27,8 @@ fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// `list --json` is an array with id, category, title, difficulty and week for every
-/// template, and covers the five seed families.
+/// `list --json` is an array with id, category, title, difficulty, week and bug_sites for
+/// every template, and each of the five seed families has at least three bug sites.
 #[test]
 fn list_json_has_the_promised_fields() {
     let list: Value = serde_json::from_str(&stdout_of(&["list", "--json"])).unwrap();
@@ -40,9 +40,24 @@ fn list_json_has_the_promised_fields() {
         }
     }
     for family in FAMILIES {
+        let in_family: Vec<&Value> = templates
+            .iter()
+            .filter(|t| t["category"] == family)
+            .collect();
+        assert!(!in_family.is_empty(), "no template in {family}");
+        let sites: usize = in_family
+            .iter()
+            .map(|t| t["bug_sites"].as_array().unwrap().len())
+            .sum();
         assert!(
-            templates.iter().any(|t| t["category"] == family),
-            "no template in {family}"
+            sites >= 3,
+            "{family} has {sites} bug sites; the generator promises at least 3"
+        );
+    }
+    for template in templates {
+        assert!(
+            !template["bug_sites"].as_array().unwrap().is_empty(),
+            "{template}"
         );
     }
 }

@@ -90,8 +90,8 @@ fn state(home: &Path) -> Value {
         .unwrap()
 }
 
-fn report(home: &Path, id: &str) -> Value {
-    let path = home.join(format!(".bughunt/reports/{id}.json"));
+fn report(home: &Path, key: &str) -> Value {
+    let path = home.join(format!(".bughunt/reports/{}.json", key.replace('/', "-")));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -117,10 +117,12 @@ fn whole_loop_for_each_seed_family() {
     for family in FAMILIES {
         let template = first_of(&catalog, family);
         let id = template.id();
-        let started = ok(&home, &["start", family]);
+        let site = template.first_site();
+        let started = ok(&home, &["start", family, "--seed", "7"]);
         assert!(started.contains("🔴 BUG HUNT:"), "{started}");
+        let hint_one = &template.hints_for(site, 7)[0];
         assert!(started.contains(
-            &template.meta.hints[0]
+            &hint_one
                 .split_whitespace()
                 .take(4)
                 .collect::<Vec<_>>()
@@ -134,6 +136,9 @@ fn whole_loop_for_each_seed_family() {
         let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
         let lib = home.join(status["current"]["path"].as_str().unwrap());
         assert_eq!(status["current"]["id"], id);
+        assert_eq!(status["current"]["site"], site.id.as_str());
+        assert_eq!(status["current"]["seed"], 7);
+        let key = format!("{id}/{}", site.id);
         let source = std::fs::read_to_string(&lib).unwrap();
         assert!(source.starts_with("// 🔴 BUG HUNT: "));
         assert!(source.contains("// Difficulty: "));
@@ -150,8 +155,8 @@ fn whole_loop_for_each_seed_family() {
             failing.stderr
         );
         assert_eq!(
-            first_failure(&report(&home, id)),
-            template.meta.broken_fails_at,
+            first_failure(&report(&home, &key)),
+            site.fails_at,
             "{family}"
         );
         assert!(failing.stdout.contains('✗'), "{}", failing.stdout);
@@ -172,7 +177,7 @@ fn whole_loop_for_each_seed_family() {
         let second = ok(&hunt_dir, &["hint"]);
         assert!(second.contains("Hint Level 2:") && !second.contains("Hint Level 3:"));
 
-        std::fs::write(&lib, template.fixed_rs).unwrap();
+        std::fs::write(&lib, template.fixed_rs(7)).unwrap();
         let passing = run(&hunt_dir, &["check", "--timeout", "600"]);
         assert_eq!(
             passing.code,
@@ -185,7 +190,10 @@ fn whole_loop_for_each_seed_family() {
 
         let explained = ok(&hunt_dir, &["explain"]);
         assert!(explained.contains("WHAT'S WRONG:") && explained.contains("TRADEOFF:"));
-        assert!(explained.contains(&template.meta.explanation.headline));
+        assert!(explained.contains(
+            &bughunt_core::generate::variant(template, 7)
+                .apply(&template.meta.explanation.headline)
+        ));
 
         let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
         let category = status["categories"]
@@ -217,11 +225,14 @@ fn hints_run_out_and_reveal_is_recorded() {
     let home = home_of(&dir);
     let catalog = catalog();
     let template = first_of(&catalog, "message-loss");
-    ok(&home, &["start", template.id()]);
+    let site = template.first_site();
+    let key = format!("{}/{}", template.id(), site.id);
+    ok(&home, &["start", template.id(), "--seed", "3"]);
     assert!(ok(&home, &["hint"]).contains("Hint Level 2:"));
     let third = ok(&home, &["hint"]);
+    let hint_three = &template.hints_for(site, 3)[2];
     assert!(third.contains(
-        &template.meta.hints[2]
+        &hint_three
             .split_whitespace()
             .take(4)
             .collect::<Vec<_>>()
@@ -232,14 +243,15 @@ fn hints_run_out_and_reveal_is_recorded() {
         fourth.contains("last hint") && fourth.contains("bughunt reveal"),
         "{fourth}"
     );
-    assert_eq!(state(&home)["hunts"][template.id()]["hints_revealed"], 3);
+    assert_eq!(state(&home)["hunts"][&key]["hints_revealed"], 3);
 
     let raw = ok(&home, &["reveal", "--raw"]);
     assert_eq!(
-        raw, template.fixed_rs,
+        raw,
+        template.fixed_rs(3),
         "--raw prints the fixed source and nothing else"
     );
-    assert_eq!(state(&home)["hunts"][template.id()]["revealed"], true);
+    assert_eq!(state(&home)["hunts"][&key]["revealed"], true);
     assert!(ok(&home, &["explain"]).contains("WHAT'S WRONG:"));
 }
 
@@ -270,12 +282,19 @@ fn blanking_the_tests_does_not_pass() {
         blanked.stderr
     );
     assert!(blanked.stdout.contains("restored"), "{}", blanked.stdout);
-    assert_eq!(std::fs::read_to_string(&tests).unwrap(), template.checks_rs);
+    let seed = status["current"]["seed"].as_u64().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&tests).unwrap(),
+        template.checks_for(seed)
+    );
 
     std::fs::remove_file(&tests).unwrap();
     let deleted = run(&home, &["check", "--timeout", "600"]);
     assert_eq!(deleted.code, Some(1));
-    assert_eq!(std::fs::read_to_string(&tests).unwrap(), template.checks_rs);
+    assert_eq!(
+        std::fs::read_to_string(&tests).unwrap(),
+        template.checks_for(seed)
+    );
 }
 
 /// Learner code that never returns gets a failed verdict (exit 1) within the bound, with
@@ -306,21 +325,22 @@ fn code_that_loops_forever_fails_within_the_bound() {
     assert_eq!(code, Some(0));
     let catalog = catalog();
     let template = first_of(&catalog, "message-loss");
-    with_target(&["start", template.id()]);
+    with_target(&["start", template.id(), "--seed", "0"]);
     // A first check builds everything, so the bound below is spent on the loop.
     let (code, first) = with_target(&["check", "--timeout", "600"]);
     assert_eq!(code, Some(1), "{first}");
 
-    let looping = template.fixed_rs.replacen(
+    let fixed = template.fixed_rs(0);
+    let looping = fixed.replacen(
         "pub fn receive(&mut self) -> Option<Message> {",
         "pub fn receive(&mut self) -> Option<Message> {\n        loop {\n            std::hint::spin_loop();\n        }\n        #[allow(unreachable_code)]",
         1,
     );
-    assert_ne!(
-        looping, template.fixed_rs,
-        "the template's receive() signature changed"
-    );
-    let lib = home.join("hunts/01-visibility-timeout/src/lib.rs");
+    assert_ne!(looping, fixed, "the template's receive() signature changed");
+    let lib = home.join(format!(
+        "hunts/01-visibility-timeout-{}/src/lib.rs",
+        template.first_site().id
+    ));
     std::fs::write(&lib, looping).unwrap();
     let started = Instant::now();
     let (code, page) = with_target(&["check", "--timeout", "20"]);
@@ -358,7 +378,9 @@ fn concurrent_checks_leave_a_valid_state() {
     assert_eq!(first.wait().unwrap().code(), Some(1));
     assert_eq!(second.wait().unwrap().code(), Some(1));
     let state = state(&home);
-    assert_eq!(state["hunts"]["idempotent-consumer"]["checks_run"], 2);
+    let key = state["current"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("idempotent-consumer/"), "{key}");
+    assert_eq!(state["hunts"][&key]["checks_run"], 2);
 }
 
 /// A corrupted state file gives one line naming the file and the way back, exit 2, and is
@@ -437,24 +459,19 @@ fn start_resumes_and_fresh_restarts() {
     let dir = new_home(false);
     let home = home_of(&dir);
     ok(&home, &["start", "message-loss"]);
-    let lib = home.join("hunts/01-visibility-timeout/src/lib.rs");
+    let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    let lib = home.join(status["current"]["path"].as_str().unwrap());
+    let site = status["current"]["site"].as_str().unwrap().to_owned();
     let mine = "// my attempt\n";
     std::fs::write(&lib, mine).unwrap();
     ok(&home, &["start", "persistence"]);
-    assert!(home.join("hunts/02-fsync-before-ack/src/lib.rs").is_file());
     let resumed = ok(&home, &["start", "message-loss"]);
     assert!(resumed.contains("Back to"), "{resumed}");
     assert_eq!(std::fs::read_to_string(&lib).unwrap(), mine);
     let restarted = ok(&home, &["start", "message-loss", "--fresh"]);
-    assert!(
-        restarted.contains(".bughunt/attempts/visibility-timeout/lib-1.rs"),
-        "{restarted}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(home.join(".bughunt/attempts/visibility-timeout/lib-1.rs"))
-            .unwrap(),
-        mine
-    );
+    let kept = format!(".bughunt/attempts/visibility-timeout-{site}/lib-1.rs");
+    assert!(restarted.contains(&kept), "{restarted}");
+    assert_eq!(std::fs::read_to_string(home.join(&kept)).unwrap(), mine);
     assert!(std::fs::read_to_string(&lib)
         .unwrap()
         .starts_with("// 🔴 BUG HUNT:"));
@@ -476,4 +493,46 @@ fn start_without_id_follows_the_curriculum() {
         catalog.templates.iter().map(|t| t.meta.week).min().unwrap()
     );
     assert_ne!(status["next"]["id"], status["current"]["id"]);
+}
+
+/// The same seed writes the same bytes; another seed writes visibly different code that
+/// teaches the same lesson (same checks pass on its fix).
+#[test]
+fn seeds_are_reproducible_and_vary_the_code() {
+    let written = |seed: &str| {
+        let dir = new_home(false);
+        let home = home_of(&dir);
+        ok(&home, &["start", "message-loss", "--seed", seed]);
+        let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+        std::fs::read(home.join(status["current"]["path"].as_str().unwrap())).unwrap()
+    };
+    let one = written("1");
+    assert_eq!(one, written("1"), "the same seed must write the same bytes");
+    assert_ne!(one, written("2"), "two seeds must write different code");
+}
+
+/// After a pass, `challenge` starts a bug site of the same category not solved yet; before
+/// a pass it refuses (exit 1).
+#[test]
+fn challenge_follows_a_pass() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    let catalog = catalog();
+    ok(&home, &["start", "message-loss", "--seed", "4"]);
+    let early = run(&home, &["challenge"]);
+    assert_eq!(early.code, Some(1), "{}", early.stdout);
+    assert!(early.stdout.contains("Not yet"));
+    let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    let lib = home.join(status["current"]["path"].as_str().unwrap());
+    let template = catalog
+        .template(status["current"]["id"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(&lib, template.fixed_rs(4)).unwrap();
+    assert_eq!(run(&home, &["check", "--timeout", "600"]).code, Some(0));
+    let first_site = status["current"]["site"].as_str().unwrap().to_owned();
+    let challenged = ok(&home, &["challenge"]);
+    assert!(challenged.contains("similar but different"), "{challenged}");
+    let after: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    assert_eq!(after["current"]["category"], "message-loss");
+    assert_ne!(after["current"]["site"].as_str().unwrap(), first_site);
 }
