@@ -157,6 +157,18 @@ pub struct Vary {
     pub constants: Vec<ConstantVariation>,
 }
 
+/// The pattern a template teaches, for `memory-bank/systemPatterns.md`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternToml {
+    /// The pattern's name: "Visibility timeout with explicit ack".
+    pub name: String,
+    pub problem: String,
+    pub solution: String,
+    /// A minimal Rust sketch of the solution.
+    pub sketch: String,
+}
+
 /// `scenario.toml`, as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +187,8 @@ pub struct ScenarioToml {
     pub demo: Option<DemoSpec>,
     /// The bug sites, at least one; the first is the one demos run.
     pub sites: Vec<SiteToml>,
+    /// The pattern to offer for systemPatterns.md.
+    pub pattern: Option<PatternToml>,
     #[serde(default)]
     pub vary: Vary,
 }
@@ -185,6 +199,9 @@ pub struct ScenarioToml {
 pub struct CategoryToml {
     pub title: String,
     pub summary: String,
+    /// What a learner may be implementing when this category's bugs matter ("ack",
+    /// "consumer groups"): `bughunt for TOPIC` matches against these.
+    pub triggers: Vec<String>,
 }
 
 /// One template with its sources.
@@ -316,6 +333,12 @@ impl Catalog {
             })?;
             let meta: CategoryToml =
                 toml::from_str(text).map_err(|e| error(&category_file, toml_problem(text, &e)))?;
+            if meta.triggers.is_empty() || meta.triggers.iter().any(|t| t.trim().is_empty()) {
+                return Err(error(
+                    &category_file,
+                    "field `triggers`: needs at least one non-empty topic",
+                ));
+            }
             categories.insert(
                 category_id.clone(),
                 Category {

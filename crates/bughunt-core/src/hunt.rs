@@ -21,7 +21,7 @@ use crate::home::Home;
 use crate::huntcrate;
 use crate::process::run_bounded;
 use crate::select::{self, Challenge, Pick, Reason};
-use crate::state::{instance_key, now_unix, HuntState, State};
+use crate::state::{now_unix, HuntState, State};
 
 /// How many levels of hints a bug site has.
 pub const HINT_LEVELS: u8 = 3;
@@ -31,6 +31,15 @@ pub const CHECK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 
 /// Seeds drawn for a learner are below this, so they stay easy to read and type.
 const SEED_DRAWN_MAX: u64 = 1_000_000;
+
+/// Rewrites the progress block in `memory-bank/activeContext.md` from `state`. Progress is
+/// safe in the state whatever happens here, so a damaged block is a warning, not an error.
+fn sync_memory_bank(home: &Home, catalog: &Catalog, state: &State) -> Result<()> {
+    if let Some(warning) = crate::memory::write_progress(home, catalog, state)? {
+        eprintln!("bughunt: warning: {warning}");
+    }
+    Ok(())
+}
 
 /// A fresh seed, different on every call (from the standard library's random hash keys).
 pub fn fresh_seed() -> u64 {
@@ -298,6 +307,7 @@ fn begin(
             }
         };
         state.current = Some(key.clone());
+        sync_memory_bank(home, catalog, state)?;
         Ok(outcome)
     })
 }
@@ -398,6 +408,8 @@ pub struct Checked {
     pub timeout: Duration,
     pub first_pass: bool,
     pub hints_left: u8,
+    /// The category this pass completed (every bug site solved), if it did.
+    pub completed_category: Option<String>,
 }
 
 /// Checks the current hunt: restores bughunt's files, runs its checks with cargo under a
@@ -476,7 +488,15 @@ pub fn check(
         }
     };
 
-    let (first_pass, hints_left) = home.state_file().update(|state| {
+    let category = pick.template.meta.category.clone();
+    let (first_pass, hints_left, completed_category) = home.state_file().update(|state| {
+        let category_done = |state: &State| {
+            select::curriculum(catalog)
+                .iter()
+                .filter(|p| p.template.meta.category == category)
+                .all(|p| select::solved(state, &p.key()))
+        };
+        let done_before = category_done(state);
         let hunt = state
             .hunts
             .get_mut(&key)
@@ -492,7 +512,10 @@ pub fn check(
             Verdict::Failed(stage) => hunt.last_failed_stage = Some(stage.clone()),
             _ => {}
         }
-        Ok((first_pass, HINT_LEVELS.saturating_sub(hunt.hints_revealed)))
+        let hints_left = HINT_LEVELS.saturating_sub(hunt.hints_revealed);
+        let completed = (!done_before && category_done(state)).then(|| category.clone());
+        sync_memory_bank(home, catalog, state)?;
+        Ok((first_pass, hints_left, completed))
     })?;
 
     Ok(Checked {
@@ -505,6 +528,7 @@ pub fn check(
         timeout,
         first_pass,
         hints_left,
+        completed_category,
     })
 }
 
@@ -516,7 +540,7 @@ pub fn reveal(home: &Home, catalog: &Catalog) -> Result<(HuntState, String)> {
         if let Some(hunt) = state.hunts.get_mut(&key) {
             hunt.revealed = true;
         }
-        Ok(())
+        sync_memory_bank(home, catalog, state)
     })?;
     Ok((hunt.clone(), pick.template.fixed_rs(hunt.seed)))
 }
@@ -655,23 +679,14 @@ pub fn status(home: &Home, catalog: &Catalog) -> Result<Progress> {
         entry.done += usize::from(select::solved(&state, &pick.key()));
         entry.started += usize::from(state.hunts.contains_key(&pick.key()));
     }
-    let next = select::adaptive_next(catalog, &state)
-        .filter(|(pick, _)| {
-            Some(pick.key()) != current.as_ref().map(|c| instance_key(&c.id, &c.site))
-        })
-        .map(|(pick, _)| pick)
-        .or_else(|| {
-            let skip = current.as_ref().map(|c| instance_key(&c.id, &c.site));
-            select::next_in_curriculum(catalog, &state, skip.as_deref())
-        })
-        .map(|pick| NextStatus {
-            id: pick.template.meta.id.clone(),
-            site: pick.site.id.clone(),
-            title: pick.template.meta.title.clone(),
-            category: pick.template.meta.category.clone(),
-            difficulty: format!("{:?}", pick.difficulty()),
-            week: pick.template.meta.week,
-        });
+    let next = select::upcoming(catalog, &state).map(|pick| NextStatus {
+        id: pick.template.meta.id.clone(),
+        site: pick.site.id.clone(),
+        title: pick.template.meta.title.clone(),
+        category: pick.template.meta.category.clone(),
+        difficulty: format!("{:?}", pick.difficulty()),
+        week: pick.template.meta.week,
+    });
     Ok(Progress {
         current,
         categories,

@@ -113,7 +113,7 @@ fn drawn_trace(stage: &StageReport) -> Vec<bughunt_kit::trace::Event> {
 }
 
 /// After `check`.
-pub fn checked(home: &Home, checked: &Checked) -> String {
+pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
     let mut out = String::new();
     for file in &checked.restored {
         out.push_str(&format!(
@@ -190,6 +190,9 @@ pub fn checked(home: &Home, checked: &Checked) -> String {
         }
     }
     out.push('\n');
+    if let Some(category) = &checked.completed_category {
+        out.push_str(&category_resources(catalog, category));
+    }
     match &checked.verdict {
         Verdict::Passed if checked.first_pass => out.push_str(&format!(
             "{GOOD}Fixed! Every check passes.{GOOD:#} Run `bughunt explain` to see why it broke and how your fix works, then `bughunt challenge` for a similar but different bug.\n"
@@ -211,6 +214,32 @@ pub fn checked(home: &Home, checked: &Checked) -> String {
     out
 }
 
+/// A completed category's resources: real incidents, articles and docs from its templates.
+pub fn category_resources(catalog: &Catalog, category: &str) -> String {
+    let title = catalog
+        .categories
+        .get(category)
+        .map(|c| c.meta.title.clone())
+        .unwrap_or_else(|| category.to_owned());
+    let mut out = format!(
+        "{GOOD}Category complete: {title}.{GOOD:#} Every bug site in it is solved. To read next:\n"
+    );
+    let mut seen: Vec<&str> = Vec::new();
+    for template in catalog.in_category(category) {
+        for resource in &template.meta.resources {
+            if !seen.contains(&resource.url.as_str()) {
+                seen.push(&resource.url);
+                out.push_str(&format!(
+                    "  - {} ({:?}): {}\n",
+                    resource.title, resource.kind, resource.url
+                ));
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// After `reveal` (not `--raw`).
 pub fn revealed(hunt: &HuntState, fixed: &str) -> String {
     let mut out = format!(
@@ -223,15 +252,11 @@ pub fn revealed(hunt: &HuntState, fixed: &str) -> String {
     out
 }
 
-/// After `explain`: the demonstration block, the key points, the resources.
+/// After `explain`: the demonstration block and the resources (the key points come after
+/// the explain-back questions, to compare with).
 pub fn explained(pick: Pick, hunt: &HuntState) -> String {
     let template = pick.template;
     let mut out = crate::demo::demonstration(template);
-    out.push_str(&heading("KEY POINTS:"));
-    for point in &template.meta.key_points {
-        out.push_str(&paragraph("  - ", point).replace("\n\n", "\n"));
-    }
-    out.push('\n');
     out.push_str(&heading("READ MORE:"));
     for resource in &template.meta.resources {
         out.push_str(&format!(
@@ -240,9 +265,31 @@ pub fn explained(pick: Pick, hunt: &HuntState) -> String {
         ));
     }
     out.push('\n');
-    out.push_str("Next: `bughunt challenge` (a similar but different bug) or `bughunt start` (the next hunt).\n");
     // The explanation speaks the instance's names.
     crate::generate::variant(template, hunt.seed).apply(&out)
+}
+
+/// The template's key points, to compare explain-back answers with.
+pub fn key_points(pick: Pick, hunt: &HuntState) -> String {
+    let mut out = heading("KEY POINTS (compare with your answers):");
+    for (question, point) in crate::memory::QUESTIONS
+        .iter()
+        .zip(&pick.template.meta.key_points)
+    {
+        out.push_str(&paragraph(&format!("  - {question} "), point).replace("\n\n", "\n"));
+    }
+    for point in pick
+        .template
+        .meta
+        .key_points
+        .iter()
+        .skip(crate::memory::QUESTIONS.len())
+    {
+        out.push_str(&paragraph("  - ", point).replace("\n\n", "\n"));
+    }
+    out.push('\n');
+    out.push_str("Next: `bughunt challenge` (a similar but different bug) or `bughunt start` (the next hunt).\n");
+    crate::generate::variant(pick.template, hunt.seed).apply(&out)
 }
 
 /// The refusal before a pass or a reveal: no spoilers.
@@ -338,6 +385,130 @@ pub fn status(status: &crate::hunt::Progress) -> String {
             next.id, next.site, next.title, next.difficulty, next.week
         )),
         None => out.push_str("Next challenge: none left. Every hunt is solved.\n"),
+    }
+    out
+}
+
+/// How well a learner knows a category, from how its hunts went: a solve with no hint counts
+/// most, each hint less, a reveal nothing.
+pub fn understanding(hunts: &[&HuntState]) -> &'static str {
+    if hunts.is_empty() {
+        return "not started";
+    }
+    let points: u32 = hunts
+        .iter()
+        .map(|h| match (h.passed, h.revealed, h.hints_revealed) {
+            (true, false, 0 | 1) => 3,
+            (true, false, 2) => 2,
+            (true, _, _) => 1,
+            _ => 0,
+        })
+        .sum();
+    let average = points as f64 / hunts.len() as f64;
+    if average >= 2.5 {
+        "strong"
+    } else if average >= 1.5 {
+        "solid"
+    } else if average >= 0.5 {
+        "developing"
+    } else {
+        "just started"
+    }
+}
+
+/// `bughunt` alone in a home: what the brief asks at the start of each session. Categories
+/// covered, the understanding level of each, the next challenge.
+pub fn session(catalog: &Catalog, state: &crate::state::State) -> String {
+    let mut out = heading("Welcome back to the hunt.");
+    out.push('\n');
+    let mut covered = 0;
+    for category in catalog.categories.values() {
+        let hunts: Vec<&HuntState> = state
+            .hunts
+            .values()
+            .filter(|h| {
+                catalog
+                    .template(&h.template)
+                    .is_some_and(|t| t.meta.category == category.id)
+            })
+            .collect();
+        if hunts.is_empty() {
+            continue;
+        }
+        covered += 1;
+        let total: usize = catalog
+            .in_category(&category.id)
+            .iter()
+            .map(|t| t.meta.sites.len())
+            .sum();
+        let solved = hunts.iter().filter(|h| h.passed).count();
+        let mark = if solved == total { "✅" } else { "🔄" };
+        out.push_str(&format!(
+            "  {mark} {} ({solved}/{total}): understanding {}\n",
+            category.meta.title,
+            understanding(&hunts)
+        ));
+    }
+    if covered == 0 {
+        out.push_str("  No category covered yet.\n");
+    }
+    out.push('\n');
+    if let Some(key) = &state.current {
+        if let Some(hunt) = state.hunts.get(key).filter(|h| !h.passed) {
+            out.push_str(&format!(
+                "In progress: {} (bug site {}): {}\n  `bughunt check` when you have a fix, `bughunt hint` if stuck.\n",
+                hunt.template,
+                hunt.site,
+                lib_path(hunt)
+            ));
+        }
+    }
+    match crate::select::upcoming(catalog, state) {
+        Some(pick) => out.push_str(&format!(
+            "Next challenge: {} ({}): {} (`bughunt start {} --site {}`)\n",
+            pick.template.id(),
+            pick.site.id,
+            pick.site.summary,
+            pick.template.id(),
+            pick.site.id
+        )),
+        None => out.push_str("Next challenge: none left; every bug is solved.\n"),
+    }
+    out.push_str("\nCommands: bughunt start | hint | check | explain | challenge | status | for TOPIC | demo ID\n");
+    out
+}
+
+/// `bughunt for TOPIC`: the hunts and demos that show how what you build breaks.
+pub fn for_topic(catalog: &Catalog, topic: &str, found: &[crate::topics::Match]) -> String {
+    let mut out = format!("Implementing {STRONG}{topic}{STRONG:#}? Here is how it breaks:\n\n");
+    for found in found {
+        let category = found.category;
+        out.push_str(&format!(
+            "{STRONG}{}{STRONG:#}  (matched \"{}\")\n",
+            category.meta.title, found.trigger
+        ));
+        out.push_str(&paragraph("  ", &category.meta.summary).replace("\n\n", "\n"));
+        for template in catalog.in_category(&category.id) {
+            let sites: Vec<&str> = template
+                .meta
+                .sites
+                .iter()
+                .map(|s| s.summary.as_str())
+                .collect();
+            out.push_str(&format!("  {}: {}\n", template.id(), template.meta.title));
+            out.push_str(&format!("    bug sites: {}\n", sites.join("; ")));
+            if template.meta.demo.is_some() {
+                out.push_str(&format!(
+                    "    watch it fail:  bughunt demo {}\n",
+                    template.id()
+                ));
+            }
+            out.push_str(&format!(
+                "    hunt it:        bughunt start {}\n",
+                template.id()
+            ));
+        }
+        out.push('\n');
     }
     out
 }

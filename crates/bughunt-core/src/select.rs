@@ -133,6 +133,16 @@ pub fn adaptive_next<'a>(catalog: &'a Catalog, state: &State) -> Option<(Pick<'a
     next_in_curriculum(catalog, state, Some(&last_key)).map(|p| (p, Reason::Curriculum))
 }
 
+/// The next challenge to name (in status and the memory bank): what `start` would pick if
+/// the current hunt were done, never the current hunt itself.
+pub fn upcoming<'a>(catalog: &'a Catalog, state: &State) -> Option<Pick<'a>> {
+    let current = state.current.clone();
+    match adaptive_next(catalog, state) {
+        Some((pick, _)) if Some(pick.key()) != current => Some(pick),
+        _ => next_in_curriculum(catalog, state, current.as_deref()),
+    }
+}
+
 /// What `challenge` offers.
 #[derive(Debug)]
 pub enum Challenge<'a> {

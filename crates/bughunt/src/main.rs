@@ -9,13 +9,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// small, deliberately broken programs.
 #[derive(Parser)]
 #[command(name = "bughunt", version, about, long_about = None)]
-struct Cli {
+pub struct Cli {
     /// When to use colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
     color: ColorWhen,
 
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -40,12 +40,16 @@ enum Command {
     Check(cmd::hunt::CheckArgs),
     /// Show the reference fix (recorded as revealed).
     Reveal(cmd::hunt::RevealArgs),
-    /// After a pass (or a reveal): why it broke, how the fix works, how real systems do it.
-    Explain,
+    /// After a pass (or a reveal): why it broke, how the fix works, how real systems do it;
+    /// then the three explain-back questions and the offer to note the pattern.
+    Explain(cmd::hunt::ExplainArgs),
     /// After a pass: a similar but different bug (same category, a bug site not solved yet).
     Challenge,
     /// Your progress: categories done, the current hunt, the next challenge.
     Status(cmd::hunt::StatusArgs),
+    /// What you are implementing → the hunts that show how it breaks ("ack", "fsync",
+    /// "consumer groups", "graceful shutdown").
+    For(cmd::topics::Args),
     /// List every scenario template: id, category, difficulty, curriculum week.
     List(cmd::list::Args),
     /// Run a pattern's wrong way and right way side by side under injected faults.
@@ -66,13 +70,17 @@ fn main() -> std::process::ExitCode {
         ColorWhen::Never => anstream::ColorChoice::Never,
     }
     .write_global();
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        return exit::report(cmd::session::run());
+    };
+    let result = match command {
         Command::Init(args) => cmd::init::run(args),
         Command::Start(args) => cmd::hunt::start(args),
         Command::Hint => cmd::hunt::hint(),
         Command::Check(args) => cmd::hunt::check(args),
         Command::Reveal(args) => cmd::hunt::reveal(args),
-        Command::Explain => cmd::hunt::explain(),
+        Command::Explain(args) => cmd::hunt::explain(args),
+        Command::For(args) => cmd::topics::run(args),
         Command::Challenge => cmd::hunt::challenge(),
         Command::Status(args) => cmd::hunt::status(args),
         Command::List(args) => cmd::list::run(args),

@@ -1,10 +1,12 @@
 //! The hunt loop's commands: start, hint, check, reveal, explain, status.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bughunt_core::home::Home;
 use bughunt_core::hunt::{self, StartRequest, Verdict};
+use bughunt_core::memory::{self, PatternAdded};
 use bughunt_core::pages;
 use bughunt_core::validate::Options;
 
@@ -14,7 +16,7 @@ fn home() -> anyhow::Result<Home> {
     Home::find_from_current_dir()
 }
 
-fn print(page: &str) -> anyhow::Result<()> {
+pub fn print(page: &str) -> anyhow::Result<()> {
     let mut out = anstream::stdout().lock();
     out.write_all(page.as_bytes())?;
     Ok(())
@@ -98,7 +100,7 @@ pub fn check(args: CheckArgs) -> CmdResult {
         &Options::default_cargo(),
         cargo_colour(),
     )?;
-    print(&pages::checked(&home, &checked))?;
+    print(&pages::checked(&home, &catalog, &checked))?;
     Ok(if checked.verdict == Verdict::Passed {
         Exit::Success
     } else {
@@ -125,7 +127,37 @@ pub fn reveal(args: RevealArgs) -> CmdResult {
     Ok(Exit::Success)
 }
 
-pub fn explain() -> CmdResult {
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// Your explain-back answers: three answers in a file, separated by lines holding only
+    /// `---` (instead of being asked on the terminal).
+    #[arg(long, value_name = "FILE")]
+    answers: Option<PathBuf>,
+    /// Add the pattern to memory-bank/systemPatterns.md without asking.
+    #[arg(long, conflicts_with = "no_pattern")]
+    add_pattern: bool,
+    /// Do not add the pattern, and do not ask.
+    #[arg(long)]
+    no_pattern: bool,
+}
+
+fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+fn ask_answers() -> anyhow::Result<[String; 3]> {
+    let mut answers: Vec<String> = Vec::new();
+    println!("Great fix! Now explain back:");
+    for (number, question) in memory::QUESTIONS.iter().enumerate() {
+        let answer: String = dialoguer::Input::new()
+            .with_prompt(format!("{}. {question}", number + 1))
+            .interact_text()?;
+        answers.push(answer);
+    }
+    Ok(<[String; 3]>::try_from(answers).expect("three questions"))
+}
+
+pub fn explain(args: ExplainArgs) -> CmdResult {
     let home = home()?;
     let catalog = super::catalog()?;
     let (pick, hunt, earned) = hunt::explain(&home, &catalog)?;
@@ -133,7 +165,57 @@ pub fn explain() -> CmdResult {
         print(&pages::explain_refused(&hunt))?;
         return Ok(Exit::BugStillThere);
     }
+    // Read the answers file before printing anything, so a bad file is a clean error.
+    let from_file = match &args.answers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                anyhow::anyhow!("cannot read the answers file {}: {error}", path.display())
+            })?;
+            let answers = memory::parse_answers(&text)
+                .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+            Some(answers)
+        }
+        None => None,
+    };
     print(&pages::explained(pick, &hunt))?;
+
+    if hunt.passed {
+        let answers = match from_file {
+            Some(answers) => Some(answers),
+            None if interactive() => Some(ask_answers()?),
+            None => {
+                print("(Explain-back skipped: no terminal to ask on. `bughunt explain --answers FILE` takes your three answers, separated by lines holding only `---`.)\n\n")?;
+                None
+            }
+        };
+        if let Some(answers) = answers {
+            let saved = memory::save_answers(&home, pick.template, &hunt, &answers)?;
+            print(&format!("Your answers are saved in {saved}.\n\n"))?;
+        }
+    }
+    print(&pages::key_points(pick, &hunt))?;
+
+    let add = if args.add_pattern {
+        true
+    } else if args.no_pattern {
+        false
+    } else if interactive() && pick.template.meta.pattern.is_some() {
+        dialoguer::Confirm::new()
+            .with_prompt("Add this pattern to memory-bank/systemPatterns.md?")
+            .default(true)
+            .interact()?
+    } else {
+        false
+    };
+    if add {
+        match memory::add_pattern(&home, pick.template)? {
+            PatternAdded::Added(path) => print(&format!("Added the pattern to {path}.\n"))?,
+            PatternAdded::AlreadyThere(path) => {
+                print(&format!("The pattern is already in {path}.\n"))?
+            }
+            PatternAdded::NoPattern => print("This hunt has no pattern entry to add.\n")?,
+        }
+    }
     Ok(Exit::Success)
 }
 

@@ -5,6 +5,8 @@ pub mod dev;
 pub mod hunt;
 pub mod init;
 pub mod list;
+pub mod session;
+pub mod topics;
 
 use anyhow::Context;
 use bughunt_core::catalog::Catalog;
