@@ -6,6 +6,8 @@
 //! hunts/NN-<id>/         one crate per hunt: src/lib.rs is the learner's, tests/ is bughunt's
 //! memory-bank/           the learner's notes (and bughunt's progress block)
 //! rust-analyzer.toml     the editor builds into its own target folder, so it never blocks a check
+//! .github/agents/bughunt.agent.md, .vscode/mcp.json, .mcp.json
+//!                        the tutor for AI assistants, and the `bughunt mcp` server registration
 //! .bughunt/state.json    progress (see `state`)
 //! .bughunt/kits/         the kit, one copy per checker, locked to this bughunt's version
 //! .bughunt/warmup-*/     one empty crate per checker, built by `init` so the first check is warm
@@ -140,6 +142,69 @@ fn warmup_lib(checker: Checker) -> String {
     )
 }
 
+/// The tutor of the brief, for assistants that read GitHub Copilot custom agents.
+const AGENT_FILE: &str = r#"---
+name: bughunt
+description: 'A bug-hunt tutor for message queues and concurrent Rust: presents deliberately broken code, hints on request, checks fixes with bughunt, explains after the fix.'
+tools: ['bughunt/*']
+---
+
+# Bug hunt tutor
+
+You tutor the learner through bug hunts with the `bughunt` tools. Never write broken code
+yourself and never judge a fix by reading it: bughunt writes every broken program and its
+checks prove every fix (a bug shows every time; any correct fix passes every time).
+
+## Workflow
+
+1. **Present broken code** with `start` (or `challenge` after a pass). Show the learner only
+   what it returns: the category, the difficulty, hint level 1 and the file to edit.
+2. **Wait for the learner's attempt.** Don't rush to the solution, don't point at the faulty
+   line, don't name the fix.
+3. **If the learner asks for help**, call `hint` for level 2; still stuck, `hint` again for
+   level 3. Give nothing beyond what the hint says.
+4. **After each attempt**, call `check` and relay its verdict and mentor messages, such as
+   "Close! But what happens to m3 if the consumer crashes before ack?". Add no answer of your own.
+5. **After the fix passes**, call `explain` and present why it broke and how the fix works.
+   Then ask, one at a time:
+   1. Why did the original code fail?
+   2. How does your fix prevent the issue?
+   3. What would you test to verify the fix?
+   Call `explain` again with the three answers in `answers` (they are saved in the memory
+   bank) and compare them with the key points it returns.
+6. **Ask** "Want me to add this pattern to your memory-bank/systemPatterns.md?" and, if yes,
+   call `explain` with `add_pattern: true`.
+7. **Challenge**: offer `challenge`, a similar but different bug.
+
+Call `reveal` only when the learner explicitly asks for the solution. At the start of a
+session call `status` and say which categories are covered and what comes next. When the
+learner is implementing something (acknowledgment, persistence, consumer groups, shutdown),
+call `for` with that topic and offer its demo (`demo`) or hunt.
+"#;
+
+/// The MCP server registration for VS Code.
+const VSCODE_MCP_JSON: &str = r#"{
+  "servers": {
+    "bughunt": {
+      "type": "stdio",
+      "command": "bughunt",
+      "args": ["mcp"]
+    }
+  }
+}
+"#;
+
+/// The portable MCP server registration (Claude Code, Cursor and others read `.mcp.json`).
+const MCP_JSON: &str = r#"{
+  "mcpServers": {
+    "bughunt": {
+      "command": "bughunt",
+      "args": ["mcp"]
+    }
+  }
+}
+"#;
+
 const WARMUP_TEST: &str = "#[test]\nfn warm() {}\n";
 
 /// Why a folder cannot become a home.
@@ -190,6 +255,11 @@ pub fn init(dir: &Path, prebuild: bool, cargo: &Path) -> Result<Initialized> {
     write_new("rust-analyzer.toml", RUST_ANALYZER_TOML)?;
     write_new(".gitignore", GITIGNORE)?;
     write_new("README.md", HOME_README)?;
+    std::fs::create_dir_all(root.join(".github/agents"))?;
+    std::fs::create_dir_all(root.join(".vscode"))?;
+    write_new(".github/agents/bughunt.agent.md", AGENT_FILE)?;
+    write_new(".vscode/mcp.json", VSCODE_MCP_JSON)?;
+    write_new(".mcp.json", MCP_JSON)?;
     for checker in CHECKERS {
         let crate_dir = root.join(format!(".bughunt/warmup-{}", checker.name()));
         huntcrate::write_crate(

@@ -50,6 +50,8 @@ enum Command {
     /// What you are implementing → the hunts that show how it breaks ("ack", "fsync",
     /// "consumer groups", "graceful shutdown").
     For(cmd::topics::Args),
+    /// Serve bughunt to an AI assistant: a Model Context Protocol server on stdio, in this home.
+    Mcp,
     /// List every scenario template: id, category, difficulty, curriculum week.
     List(cmd::list::Args),
     /// Run a pattern's wrong way and right way side by side under injected faults.
@@ -84,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Challenge => cmd::hunt::challenge(),
         Command::Status(args) => cmd::hunt::status(args),
         Command::List(args) => cmd::list::run(args),
+        Command::Mcp => cmd::mcp::run(),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Dev(command) => cmd::dev::run(command),
     };

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod hunt;
 pub mod init;
 pub mod list;
+pub mod mcp;
 pub mod session;
 pub mod topics;
 
