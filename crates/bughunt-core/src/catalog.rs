@@ -620,6 +620,12 @@ fn load_template(
                 ),
             ));
         }
+        if marked.render(Some(&site.id)).contains("FIX:") {
+            return Err(error(
+                &format!("{folder}/fixed.rs"),
+                format!("site `{}`: its broken form still says `FIX:` (an inline `// FIX:` comment?); put FIX comments on lines of their own", site.id),
+            ));
+        }
         if site.hints.len() != 3 || site.hints.iter().any(|h| h.trim().is_empty()) {
             return Err(field(
                 "sites.hints",

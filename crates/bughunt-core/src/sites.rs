@@ -140,8 +140,18 @@ impl Marked {
         sites
     }
 
-    /// The program with `broken` sites broken (none: the fixed form).
+    /// The program with `broken` sites broken (none: the fixed form). A broken form carries
+    /// no `// FIX:` comment: they explain the fix, and in a learner's file they would point
+    /// at every correct region and so, by their absence, at the bug.
     pub fn render(&self, broken: Option<&str>) -> String {
+        let rendered = self.render_with_comments(broken);
+        match broken {
+            Some(_) => strip_fix_comments(&rendered),
+            None => rendered,
+        }
+    }
+
+    fn render_with_comments(&self, broken: Option<&str>) -> String {
         let mut out = String::new();
         for piece in &self.pieces {
             let lines: &[String] = match piece {
@@ -156,6 +166,32 @@ impl Marked {
         }
         out
     }
+}
+
+/// Drops every `// FIX:` comment: its first line and the plain `//` lines that continue it at
+/// the same indentation.
+pub fn strip_fix_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut block_indent: Option<String> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if trimmed.starts_with("// FIX:") {
+            block_indent = Some(indent.to_owned());
+            continue;
+        }
+        let continues = block_indent.as_deref() == Some(indent)
+            && trimmed.starts_with("//")
+            && !trimmed.starts_with("///")
+            && !trimmed.starts_with("//!");
+        if continues {
+            continue;
+        }
+        block_indent = None;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -182,6 +218,18 @@ mod tests {
             marked.render(Some("two")),
             "use a;\n    fixed();\nmiddle();\n"
         );
+    }
+
+    /// A broken form carries no FIX comment, however long; the fixed form keeps them all.
+    #[test]
+    fn broken_forms_carry_no_fix_comments() {
+        let program = "fn a() {\n    // FIX: why this is right,\n    // and more of why.\n    right();\n    // a plain comment stays\n    //~ site: s\n    //~ broken:\n    //~ wrong();\n    //~ end\n}\n";
+        let marked = Marked::parse(program).unwrap();
+        assert_eq!(
+            marked.render(Some("s")),
+            "fn a() {\n    right();\n    // a plain comment stays\n    wrong();\n}\n"
+        );
+        assert!(marked.render(None).contains("// FIX: why this is right,\n    // and more of why."));
     }
 
     /// Malformed markers are errors with a line number.

@@ -10,6 +10,14 @@ use hunt::*;
 /// The most jobs a check drains from a queue: far more than any check offers, so a queue
 /// that keeps answering `Some` cannot hang the check.
 const DRAIN_MAX: usize = 1_000;
+/// What the queue is made for while its consumer is stalled and far more jobs are offered.
+const STALLED_CAPACITY: usize = 8;
+/// Jobs offered to that queue, many times its capacity.
+const STALLED_OFFERED: u64 = 100;
+/// What the queue is made for in the stages that count every job, one by one.
+const CAPACITY: usize = 4;
+/// Jobs offered to that queue while its consumer is stalled: more than fit.
+const OFFERED: u64 = 10;
 
 /// Offers job `id` and records what happened: a send, then a reject if the job came back.
 fn offer(ctx: &Ctx, queue: &mut Queue, id: u64) -> Result<(), Full> {
@@ -60,42 +68,39 @@ fn ids(list: &[u64]) -> String {
 /// A stalled consumer takes nothing while the producer offers far more jobs than fit: the
 /// depth, sampled after every offer, must never pass the capacity.
 fn depth_bounded_stalled_consumer(ctx: &mut Ctx) {
-    const CAPACITY: usize = 8;
-    const OFFERED: u64 = 100;
-    let mut queue = Queue::with_capacity(CAPACITY);
+    let mut queue = Queue::with_capacity(STALLED_CAPACITY);
     ctx.trace
         .event("consumer", EventKind::Stall)
         .note(format!(
-            "takes nothing while the producer offers {OFFERED} jobs"
+            "takes nothing while the producer offers {STALLED_OFFERED} jobs"
         ))
         .record();
     let mut depth_samples = Vec::new();
     let mut first_over = None;
-    for id in 1..=OFFERED {
+    for id in 1..=STALLED_OFFERED {
         // A refused job is simply not offered again here: this stage is about depth only.
         let _ = offer(ctx, &mut queue, id);
         let depth = queue.depth();
-        if depth > CAPACITY && first_over.is_none() {
+        if depth > STALLED_CAPACITY && first_over.is_none() {
             first_over = Some(id);
         }
         depth_samples.push(depth as u64);
     }
-    let mut violations = invariant::depth_bounded(&depth_samples, CAPACITY as u64);
+    let mut violations = invariant::depth_bounded(&depth_samples, STALLED_CAPACITY as u64);
     if let (Some(violation), Some(id)) = (violations.first_mut(), first_over) {
         violation.detail = format!(
-            "{}: m{id} was taken while {CAPACITY} jobs already waited for a stalled consumer, \
-             and the producer was never told to slow down",
+            "{}: m{id} was taken while {STALLED_CAPACITY} jobs already waited for a stalled \
+             consumer, instead of going back to the producer as a sign to slow down",
             violation.detail
         );
     }
     ctx.require(violations);
 }
 
-/// With the consumer stalled, a queue of capacity 4 must take m1..m4 and hand each of
-/// m5..m10 back to the producer as `Err(Full(that job))`.
+/// With the consumer stalled, a queue of capacity `CAPACITY` must take the first `CAPACITY`
+/// of m1..m`OFFERED` and hand each of the others back to the producer as
+/// `Err(Full(that job))`.
 fn producer_told(ctx: &mut Ctx) {
-    const CAPACITY: usize = 4;
-    const OFFERED: u64 = 10;
     let mut queue = Queue::with_capacity(CAPACITY);
     ctx.trace
         .event("consumer", EventKind::Stall)
@@ -174,14 +179,13 @@ fn producer_told(ctx: &mut Ctx) {
 /// After the stall the consumer receives exactly the accepted jobs, oldest first; the
 /// drained queue takes jobs again, and one receive frees exactly one place.
 fn nothing_silently_dropped(ctx: &mut Ctx) {
-    const CAPACITY: usize = 4;
     let mut queue = Queue::with_capacity(CAPACITY);
     ctx.trace
         .event("consumer", EventKind::Stall)
-        .note("takes nothing while m1..m10 are offered")
+        .note(format!("takes nothing while m1..m{OFFERED} are offered"))
         .record();
     let mut accepted = Vec::new();
-    for id in 1..=10 {
+    for id in 1..=OFFERED {
         if offer(ctx, &mut queue, id).is_ok() {
             accepted.push(id);
         }
@@ -214,8 +218,11 @@ fn nothing_silently_dropped(ctx: &mut Ctx) {
     );
 
     // The queue is empty again: the bound is about jobs waiting now, so it must take jobs.
+    let first_new = OFFERED + 1;
+    let last_new = OFFERED + CAPACITY as u64;
+    let one_more = last_new + 1;
     let mut refilled = Vec::new();
-    for id in 11..=14 {
+    for id in first_new..=last_new {
         assert!(
             offer(ctx, &mut queue, id).is_ok(),
             "the consumer drained the queue, yet try_send(m{id}) was refused with {} job(s) \
@@ -225,8 +232,9 @@ fn nothing_silently_dropped(ctx: &mut Ctx) {
         refilled.push(id);
     }
     assert!(
-        offer(ctx, &mut queue, 15).is_err(),
-        "try_send(m15) was accepted with m11..m14 already filling the {CAPACITY} places"
+        offer(ctx, &mut queue, one_more).is_err(),
+        "try_send(m{one_more}) was accepted with {} already filling the {CAPACITY} places",
+        ids(&refilled)
     );
     let first = queue.receive();
     let first_id = first.as_ref().map(|job| job.id);
@@ -239,19 +247,23 @@ fn nothing_silently_dropped(ctx: &mut Ctx) {
     }
     assert_eq!(
         first_id,
-        Some(11),
-        "after m11..m14 were accepted, the consumer received {first_id:?} instead of m11"
+        Some(first_new),
+        "after {} were accepted, the consumer received {first_id:?} instead of m{first_new}",
+        ids(&refilled)
     );
     assert!(
-        offer(ctx, &mut queue, 15).is_ok(),
-        "the consumer took m11, freeing one place, yet try_send(m15) was refused again"
+        offer(ctx, &mut queue, one_more).is_ok(),
+        "the consumer took m{first_new}, freeing one place, yet try_send(m{one_more}) was \
+         refused again"
     );
     let rest = drain(ctx, &mut queue);
+    let expected: Vec<u64> = (first_new + 1..=one_more).collect();
     assert_eq!(
         rest,
-        vec![12, 13, 14, 15],
-        "after m11 left, the consumer received {} instead of [m12, m13, m14, m15]",
-        ids(&rest)
+        expected,
+        "after m{first_new} left, the consumer received {} instead of {}",
+        ids(&rest),
+        ids(&expected)
     );
 }
 
@@ -264,7 +276,8 @@ fn checks() {
                 id: "depth-bounded-stalled-consumer",
                 title: "The queue stays within its capacity while the consumer is stalled",
                 mentor: "The consumer stopped and the producer kept going. What in this queue \
-                         stops it from growing? Look at what `with_capacity` really promises.",
+                         stops it from growing, and does it stop at the capacity or one job \
+                         past it? Look at what `with_capacity` really promises.",
                 run: depth_bounded_stalled_consumer,
             },
             Stage {

@@ -23,6 +23,8 @@ pub struct Full(pub Job);
 pub struct Queue {
     jobs: VecDeque<Job>,
     capacity: usize,
+    /// Jobs taken since the queue was made, for metrics.
+    accepted: usize,
 }
 
 impl Queue {
@@ -31,6 +33,7 @@ impl Queue {
         Self {
             jobs: VecDeque::with_capacity(capacity),
             capacity,
+            accepted: 0,
         }
     }
 
@@ -38,10 +41,8 @@ impl Queue {
     pub fn try_send(&mut self, job: Job) -> Result<(), Full> {
         //~ site: unbounded-send
         // FIX: `VecDeque::with_capacity` only preallocates: the deque grows past it without a
-        // word, so nothing bounded this queue. The bound is checked here, against the jobs
-        // waiting now (depth), not against how many were ever sent, so room comes back as the
-        // consumer takes jobs.
-        if self.jobs.len() >= self.capacity {
+        // word, so nothing bounded this queue. The bound is checked here, before the push.
+        if self.is_full() {
             // FIX: refuse, and hand the same job back. Returning Ok and dropping it (or evicting
             // the oldest) would hide the overload from the one party who can act on it: the
             // producer, who must now hold the job, slow down, and offer it again later.
@@ -50,7 +51,26 @@ impl Queue {
         //~ broken:
         //~ end
         self.jobs.push_back(job);
+        self.accepted += 1;
         Ok(())
+    }
+
+    /// Whether the queue has no room left for another job.
+    pub fn is_full(&self) -> bool {
+        //~ site: bound-total-sends
+        // FIX: what fills the queue is the jobs waiting now (its depth), not `accepted`, which
+        // only ever grows: room must come back as the consumer takes jobs.
+        let used = self.jobs.len();
+        //~ broken:
+        //~ let used = self.accepted;
+        //~ end
+        //~ site: off-by-one-bound
+        // FIX: `>=`: a queue made for `capacity` jobs is full once it holds that many. `>`
+        // would take one job more than it was made for before it ever said no.
+        used >= self.capacity
+        //~ broken:
+        //~ used > self.capacity
+        //~ end
     }
 
     /// Takes the oldest waiting job, if there is one.
@@ -66,5 +86,10 @@ impl Queue {
     /// How many jobs the queue was made for.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// How many jobs the queue has taken since it was made.
+    pub fn accepted(&self) -> usize {
+        self.accepted
     }
 }

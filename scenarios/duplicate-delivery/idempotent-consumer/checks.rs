@@ -10,6 +10,8 @@ use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
 const VISIBILITY_TIMEOUT_MS: u64 = 30_000;
+/// The amount of the two different payments that look alike.
+const SAME_AMOUNT_CENTS: i64 = 1_000;
 
 /// The broker, the ledger and the network between them, acted out under a fault plan.
 struct Harness {
@@ -168,8 +170,8 @@ fn lost_ack_redelivery(ctx: &mut Ctx) {
 fn distinct_payments_both_count(ctx: &mut Ctx) {
     let mut run = Harness::new(ctx, FaultPlan::none());
     let mut c1 = Consumer::new();
-    let first = run.send(1_000);
-    let second = run.send(1_000);
+    let first = run.send(SAME_AMOUNT_CENTS);
+    let second = run.send(SAME_AMOUNT_CENTS);
     for id in [first, second] {
         let delivery = run.receive("c1", id);
         run.handle("c1", &mut c1, &delivery);
@@ -177,15 +179,16 @@ fn distinct_payments_both_count(ctx: &mut Ctx) {
     }
 
     let balance = run.balance_cents();
-    if balance != 2_000 {
+    if balance != 2 * SAME_AMOUNT_CENTS {
         let mut violations = invariant::at_least_once(&run.trace);
         violations.extend(invariant::exactly_once_effects(&run.trace));
         run.fail_with(
             &violations,
             format!(
-                "m{first} and m{second} are two different payments of 1000 cents each, each \
-                 delivered once, and the balance is {balance} cents, not 2000: a payment that \
-                 looks like another one is not a duplicate of it"
+                "m{first} and m{second} are two different payments of {SAME_AMOUNT_CENTS} cents \
+                 each, each delivered once, and the balance is {balance} cents, not {}: a \
+                 payment that looks like another one is not a duplicate of it",
+                2 * SAME_AMOUNT_CENTS
             ),
         );
     }

@@ -67,26 +67,49 @@ impl Ledger {
 
 /// One consumer process. A restart throws it away and starts a new one with `Consumer::new()`.
 #[derive(Debug, Default)]
+//~ site: dedupe-by-amount
 pub struct Consumer;
+//~ broken:
+//~ pub struct Consumer {
+//~     last_amount_cents: Option<i64>,
+//~ }
+//~ end
 
 impl Consumer {
     /// A freshly started consumer process.
     pub fn new() -> Self {
+        //~ site: dedupe-by-amount
         Self
+        //~ broken:
+        //~ Self::default()
+        //~ end
     }
 
     /// Applies one payment. The body is the amount in cents, as decimal text ("2500").
     pub fn handle(&mut self, ledger: &mut Ledger, delivery: &Delivery) {
+        //~ site: skip-redeliveries
+        //~ broken:
+        //~ // A redelivery was handled already: skip it, without a trip to the ledger.
+        //~ if delivery.attempt > 1 {
+        //~     return;
+        //~ }
+        //~ end
         let amount_cents: i64 = delivery
             .body
             .trim()
             .parse()
             .expect("a payment body is a whole number of cents");
+        //~ site: dedupe-by-amount
+        //~ broken:
+        //~ // A producer that retries its send makes a second message for the same payment.
+        //~ if self.last_amount_cents == Some(amount_cents) {
+        //~     return;
+        //~ }
+        //~ self.last_amount_cents = Some(amount_cents);
+        //~ end
         //~ site: credit-every-delivery
-        // FIX: a redelivery carries the same message id (the broker's, unchanged across
-        // attempts), so the id is the idempotency key: not the body, since two payments can
-        // have the same amount, and not `attempt`, since a first delivery whose consumer
-        // crashed before crediting is redelivered as attempt 2 and must still count.
+        // FIX: the broker gives every delivery of a message the same id, so the message id is
+        // the idempotency key; the ledger checks and records it in the credit's transaction.
         ledger.credit_once(delivery.id, amount_cents);
         //~ broken:
         //~ ledger.credit(amount_cents);

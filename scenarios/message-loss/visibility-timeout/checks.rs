@@ -118,12 +118,20 @@ fn crash_after_receive(ctx: &mut Ctx) {
         Some(message) if message.id == id => run.process_and_ack("c2", id),
         other => {
             let violations = invariant::at_least_once(&run.trace);
+            let depth = run.queue.depth();
+            let fate = if depth == 0 {
+                format!("m{id} is gone for good")
+            } else {
+                format!(
+                    "depth() still counts m{id} ({depth}), so the queue has it, but keeps it \
+                     hidden long after its timeout ended"
+                )
+            };
             run.fail_with(
                 &violations,
                 format!(
                     "m{id} was received by c1, which crashed before its ack; {} ms later, past its \
-                     visibility timeout of {VISIBILITY_TIMEOUT_MS} ms, c2 asked and got {}: \
-                     m{id} is gone for good",
+                     visibility timeout of {VISIBILITY_TIMEOUT_MS} ms, c2 asked and got {}: {fate}",
                     VISIBILITY_TIMEOUT_MS + 1_000,
                     shown(other.as_ref())
                 ),
@@ -224,7 +232,8 @@ fn checks() {
                 id: "crash-after-receive",
                 title: "A consumer that crashes before its ack loses nothing",
                 mentor: "A consumer took a job and died before it said \"done\". Where was that \
-                         job in the meantime? Between receive and ack, who still has a copy?",
+                         job in the meantime? Between receive and ack, who still has a copy, and \
+                         once the visibility timeout is over, who gets it back?",
                 run: crash_after_receive,
             },
             Stage {

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 //~ broken:
 //~ use std::collections::VecDeque;
 //~ end
+use std::time::Duration;
 
 use bughunt_kit::clock::Clock;
 
@@ -45,7 +46,8 @@ struct InFlight {
 #[derive(Debug)]
 pub struct Queue {
     clock: Clock,
-    visibility_timeout_ms: u64,
+    /// How long a received message stays hidden.
+    visibility_timeout: Duration,
     ready: VecDeque<Message>,
     //~ site: pop-on-receive
     // FIX: a received message is not deleted, it moves here until its ack. A BTreeMap, not a
@@ -57,11 +59,18 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// An empty queue on `clock`. A received message stays hidden for `visibility_timeout_ms`.
+    /// An empty queue on `clock`. A received message stays hidden for
+    /// `visibility_timeout_ms` milliseconds of that clock.
     pub fn new(clock: Clock, visibility_timeout_ms: u64) -> Self {
         Self {
             clock,
-            visibility_timeout_ms,
+            //~ site: timeout-in-seconds
+            // FIX: the argument counts milliseconds, like the clock, so it becomes a Duration
+            // of milliseconds: read as seconds, every message would hide a thousand times longer.
+            visibility_timeout: Duration::from_millis(visibility_timeout_ms),
+            //~ broken:
+            //~ visibility_timeout: Duration::from_secs(visibility_timeout_ms),
+            //~ end
             ready: VecDeque::new(),
             //~ site: pop-on-receive
             in_flight: BTreeMap::new(),
@@ -143,6 +152,13 @@ impl Queue {
     /// The instant, in simulated ms, by which a message received now must be acked: from
     /// that instant on, the message is offered to consumers again.
     pub fn ack_deadline_ms(&self) -> u64 {
-        self.clock.now_ms().saturating_add(self.visibility_timeout_ms)
+        //~ site: timeout-as-deadline
+        // FIX: a deadline is an instant on the clock, and a timeout a length of time: the
+        // timeout counts from now, the moment of this receive, not from the clock's zero.
+        let timeout_ms = u64::try_from(self.visibility_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.clock.now_ms().saturating_add(timeout_ms)
+        //~ broken:
+        //~ u64::try_from(self.visibility_timeout.as_millis()).unwrap_or(u64::MAX)
+        //~ end
     }
 }

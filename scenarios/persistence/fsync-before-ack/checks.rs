@@ -285,7 +285,8 @@ fn checks() {
                 id: "acked-survive-power-cut",
                 title: "Every message acked by publish survives a power cut",
                 mentor: "The producer forgot the message the moment it saw Ok. Where were the \
-                         bytes at that moment, and what does a power cut do to them?",
+                         bytes at that moment, and what does a power cut do to them, or to the \
+                         file that holds them?",
                 run: acked_survive_power_cut,
             },
             Stage {
@@ -302,7 +303,8 @@ fn checks() {
                 mentor: "Better! Everything acked survives a clean cut. But now the power goes \
                          in the middle of a publish. A failed fsync is not a warning: the record \
                          may not be on disk, so the producer must not hear Ok. And recovery must \
-                         not trust a length read from a torn header.",
+                         expect the torn record such a cut leaves at the end of the log: stop \
+                         there, neither trusting its header nor failing on it.",
                 run: torn_tail,
             },
         ],
