@@ -624,11 +624,10 @@ pub struct CategoryStatus {
     pub started: usize,
 }
 
+/// The next challenge, named but not described (a description would spoil it).
 #[derive(Debug, Serialize)]
 pub struct NextStatus {
     pub id: String,
-    pub site: String,
-    pub title: String,
     pub category: String,
     pub difficulty: String,
     pub week: u8,

@@ -100,16 +100,16 @@ pub fn progress_block(catalog: &Catalog, state: &State) -> String {
     }
     out.push_str("\n### Next Challenge:\n");
     match select::upcoming(catalog, state) {
+        // Named, not described: a description of the bug would spoil the hunt.
         Some(pick) => out.push_str(&format!(
-            "{}: {} (`bughunt start {} --site {}`)\n",
+            "{}, {:?}: `bughunt start {}`\n",
             catalog
                 .categories
                 .get(&pick.template.meta.category)
                 .map(|c| c.meta.title.as_str())
                 .unwrap_or(&pick.template.meta.category),
-            pick.site.summary,
+            pick.difficulty(),
             pick.template.id(),
-            pick.site.id
         )),
         None => out.push_str("Every bug in the catalog is solved.\n"),
     }

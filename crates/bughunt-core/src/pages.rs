@@ -60,11 +60,8 @@ pub fn started(catalog: &Catalog, started: &Started) -> String {
     let Some(pick) = pick_for(catalog, key) else {
         return format!("{intro} {key}: {lib}\n");
     };
-    let mut out = format!(
-        "{intro} {STRONG}{}{STRONG:#}: {}\n\n",
-        pick.template.id(),
-        pick.template.meta.title
-    );
+    // The template's title would give the bug away: category, difficulty and hint 1 only.
+    let mut out = format!("{intro} {STRONG}{}{STRONG:#}\n\n", pick.template.id());
     out.push_str(&bug_hunt_header(catalog, pick.template, pick.site, seed));
     out.push_str(&format!(
         "Edit  {STRONG}{lib}{STRONG:#}   (bug site {}, seed {seed})\nthen  {STRONG}bughunt check{STRONG:#}   (stuck? `bughunt hint`)\n",
@@ -381,8 +378,8 @@ pub fn status(status: &crate::hunt::Progress) -> String {
     }
     match &status.next {
         Some(next) => out.push_str(&format!(
-            "Next challenge: {STRONG}{}{STRONG:#} ({}): {} ({}, week {})\n",
-            next.id, next.site, next.title, next.difficulty, next.week
+            "Next challenge: {STRONG}{}{STRONG:#} ({}, {}, week {}): `bughunt start {}`\n",
+            next.id, next.category, next.difficulty, next.week, next.id
         )),
         None => out.push_str("Next challenge: none left. Every hunt is solved.\n"),
     }
@@ -465,12 +462,11 @@ pub fn session(catalog: &Catalog, state: &crate::state::State) -> String {
     }
     match crate::select::upcoming(catalog, state) {
         Some(pick) => out.push_str(&format!(
-            "Next challenge: {} ({}): {} (`bughunt start {} --site {}`)\n",
+            "Next challenge: {} ({:?}, week {}): `bughunt start {}`\n",
+            category_title(catalog, &pick.template.meta.category),
+            pick.difficulty(),
+            pick.template.meta.week,
             pick.template.id(),
-            pick.site.id,
-            pick.site.summary,
-            pick.template.id(),
-            pick.site.id
         )),
         None => out.push_str("Next challenge: none left; every bug is solved.\n"),
     }
@@ -511,4 +507,12 @@ pub fn for_topic(catalog: &Catalog, topic: &str, found: &[crate::topics::Match])
         out.push('\n');
     }
     out
+}
+
+fn category_title(catalog: &Catalog, id: &str) -> String {
+    catalog
+        .categories
+        .get(id)
+        .map(|c| c.meta.title.clone())
+        .unwrap_or_else(|| id.to_owned())
 }

@@ -229,7 +229,9 @@ mod tests {
             marked.render(Some("s")),
             "fn a() {\n    right();\n    // a plain comment stays\n    wrong();\n}\n"
         );
-        assert!(marked.render(None).contains("// FIX: why this is right,\n    // and more of why."));
+        assert!(marked
+            .render(None)
+            .contains("// FIX: why this is right,\n    // and more of why."));
     }
 
     /// Malformed markers are errors with a line number.
