@@ -680,8 +680,6 @@ pub fn status(home: &Home, catalog: &Catalog) -> Result<Progress> {
     }
     let next = select::upcoming(catalog, &state).map(|pick| NextStatus {
         id: pick.template.meta.id.clone(),
-        site: pick.site.id.clone(),
-        title: pick.template.meta.title.clone(),
         category: pick.template.meta.category.clone(),
         difficulty: format!("{:?}", pick.difficulty()),
         week: pick.template.meta.week,
