@@ -637,6 +637,34 @@ fn load_template(
             ));
         }
     }
+    if meta.pattern.is_none() {
+        return Err(field(
+            "pattern",
+            "is missing ([pattern] with name, problem, solution, sketch: what explain offers for systemPatterns.md)".to_owned(),
+        ));
+    }
+    // A varied name must not be a word of a stage id ("peek" in "peek-sees-payload"): the
+    // seed would rename the stage in checks.rs and the sites would name a stage that is gone.
+    let stage_ids: Vec<&str> = checks_rs
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|literal| literal.contains('-') && is_kebab(literal))
+        .collect();
+    for name in &meta.vary.names {
+        if let Some(stage) = stage_ids
+            .iter()
+            .find(|stage| crate::generate::has_word(stage, &name.word))
+        {
+            return Err(field(
+                "vary.names",
+                format!(
+                    "`{}` is a word of the stage id `{stage}`; a seed would rename the stage",
+                    name.word
+                ),
+            ));
+        }
+    }
     let is_identifier = |word: &str| {
         word.chars()
             .next()

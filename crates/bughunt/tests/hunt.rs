@@ -492,7 +492,9 @@ fn start_without_id_follows_the_curriculum() {
         current.meta.week,
         catalog.templates.iter().map(|t| t.meta.week).min().unwrap()
     );
-    assert_ne!(status["next"]["id"], status["current"]["id"]);
+    // The next challenge may be another bug site of the same template; it is named.
+    assert!(status["next"]["id"].is_string(), "{status}");
+    assert_eq!(status["current"]["site"], current.first_site().id.as_str());
 }
 
 /// The same seed writes the same bytes; another seed writes visibly different code that

@@ -239,8 +239,9 @@ fn no_message_lost(ctx: &mut Ctx) {
     require_each_once_in_order(ctx, &run);
 }
 
-/// A trickle, one message every 71 ms: a batch of 4 takes 213 ms to fill, so the flush timer
-/// has to send the partial batches, and no message may wait longer than the flush interval.
+/// A trickle, one message every 71 ms: a whole batch takes longer than the flush interval to
+/// fill, so the flush timer has to send the partial batches, and no message may wait longer
+/// than the flush interval.
 fn flushed_within_interval(ctx: &mut Ctx) {
     let script = [
         (1, Send(1)),
@@ -259,8 +260,9 @@ fn flushed_within_interval(ctx: &mut Ctx) {
                 waited_ms <= FLUSH_INTERVAL_MS,
                 "m{id} was sent at {sent_ms} ms and came out at {out_ms} ms, {waited_ms} ms \
                  later: no message may wait longer than the flush interval, {FLUSH_INTERVAL_MS} \
-                 ms. With one message every 71 ms, a batch of {BATCH_SIZE} takes 213 ms to \
+                 ms. With one message every 71 ms, a batch of {BATCH_SIZE} takes {} ms to \
                  fill, so the flush has to come from the timer; {}",
+                71 * (BATCH_SIZE as u64 - 1),
                 run.describe_batches()
             );
         }
@@ -303,8 +305,8 @@ fn checks() {
                 mentor: "Close! Nothing is lost now. But on a slow trickle, messages sit in a \
                          half-full batch far longer than flush_interval. Either the timer \
                          can't see the partial batch (it's still inside a future), or the timer \
-                         never fires: a sleep created afresh on every turn of the loop starts \
-                         over with each message.",
+                         never fires: a sleep or an interval created afresh on every turn of \
+                         the loop starts over with each message.",
                 run: flushed_within_interval,
             },
             Stage {
@@ -314,7 +316,8 @@ fn checks() {
                          stream, the batcher must send what it holds and end. What does \
                          `recv()` return once the stream is closed, and what does your select! \
                          do with it? A `Some(x) = ...` pattern just disables the branch, and \
-                         the timer keeps the loop alive forever.",
+                         the timer keeps the loop alive forever; returning at once throws the \
+                         partial batch away.",
                 run: ends_when_stream_closes,
             },
         ],

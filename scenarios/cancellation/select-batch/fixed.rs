@@ -52,15 +52,24 @@ async fn run(
     batches: mpsc::Sender<Vec<u64>>,
     flush_interval: Duration,
 ) {
-    let mut flush = interval_at(Instant::now() + flush_interval, flush_interval);
     //~ site: batch-inside-select
     // FIX: the batch being built lives here, in the batcher's own state, for as long as it
-    // takes to fill. Before, `mem::take` moved it into the `fill_batch` future, and when the
-    // timer won the select!, that future was dropped with every message it had received.
+    // takes to fill, where the timer branch can reach it. No future that owns received
+    // messages is raced in the select!: losing the race would drop it, messages and all.
     //~ broken:
     //~ end
     let mut pending = Vec::with_capacity(BATCH_SIZE);
+    //~ site: timer-recreated-each-loop
+    // FIX: one interval for the life of the batcher, made before the loop. Its ticks come
+    // every `flush_interval` from the start, however many messages arrive in between.
+    let mut flush = interval_at(Instant::now() + flush_interval, flush_interval);
+    //~ broken:
+    //~ end
     loop {
+        //~ site: timer-recreated-each-loop
+        //~ broken:
+        //~ let mut flush = interval_at(Instant::now() + flush_interval, flush_interval);
+        //~ end
         tokio::select! {
             //~ site: batch-inside-select
             // FIX: the only await in this branch is `recv()`, which is cancel-safe: when the
@@ -75,31 +84,27 @@ async fn run(
                         return;
                     }
                 }
-                // FIX: the stream closed: what `fill_batch` used to return as a short batch is
-                // in `pending` now, so send it before ending.
+            //~ broken:
+            //~ filled = fill_batch(&mut messages, std::mem::take(&mut pending)) => match filled {
+            //~     Some(batch) => {
+            //~         if batches.send(batch).await.is_err() {
+            //~             return;
+            //~         }
+            //~     }
+            //~ end
+                //~ site: rest-dropped-on-close
+                // FIX: `None` means the producer closed the stream and nothing more will come.
+                // A partial batch may still be waiting: send it, then end.
                 None => {
                     if !pending.is_empty() {
                         let _ = batches.send(std::mem::take(&mut pending)).await;
                     }
-            //~ broken:
-            //~ filled = fill_batch(&mut messages, std::mem::take(&mut pending)) => {
-            //~     let stream_closed = filled.len() < BATCH_SIZE;
-            //~     if !filled.is_empty() && batches.send(filled).await.is_err() {
-            //~ end
                     return;
                 }
-            //~ site: batch-inside-select
+                //~ broken:
+                //~ None => return,
+                //~ end
             },
-            // FIX: `pending` really holds the partial batch now, so the timer has something
-            // to flush. The interval is created once, outside the loop: a timer made afresh
-            // each time round would restart with every message and never fire on a steady
-            // trickle.
-            //~ broken:
-            //~     if stream_closed {
-            //~         return;
-            //~     }
-            //~ }
-            //~ end
             _ = flush.tick() => {
                 if !pending.is_empty() && batches.send(std::mem::take(&mut pending)).await.is_err() {
                     return;
@@ -108,20 +113,19 @@ async fn run(
         }
     }
 }
-
 //~ site: batch-inside-select
-// FIX: `fill_batch` is gone. A future that owns the messages it has received cannot be
-// raced in a select!: losing the race drops it, and the messages with it.
 //~ broken:
-//~ /// Receives into `batch` until it holds `BATCH_SIZE` messages or the stream closes, and
-//~ /// hands it back.
-//~ async fn fill_batch(messages: &mut mpsc::Receiver<u64>, mut batch: Vec<u64>) -> Vec<u64> {
+//~
+//~ /// Receives into `batch` until it holds `BATCH_SIZE` messages, and hands it back. Once the
+//~ /// stream has closed, hands back what it has, or `None` if that is nothing.
+//~ async fn fill_batch(messages: &mut mpsc::Receiver<u64>, mut batch: Vec<u64>) -> Option<Vec<u64>> {
 //~     while batch.len() < BATCH_SIZE {
 //~         match messages.recv().await {
 //~             Some(message) => batch.push(message),
+//~             None if batch.is_empty() => return None,
 //~             None => break,
 //~         }
 //~     }
-//~     batch
+//~     Some(batch)
 //~ }
 //~ end

@@ -195,9 +195,10 @@ fn checks() {
                 id: "peek-sees-payload",
                 title: "A router that peeks and sees the flag set reads the published message",
                 mentor: "Better! try_take() reads m1 reliably now. But peek() trusts the same \
-                         flag and still reads it with Relaxed: a Release store orders nothing \
-                         for a reader that does not Acquire. Every load of the flag that is \
-                         followed by a read of the payload needs its own Acquire.",
+                         flag. Does it load the flag with Acquire, and does it read the payload \
+                         only after seeing the flag set? A Release store orders nothing for a \
+                         reader that does not Acquire, and an Acquire orders nothing that was \
+                         read before it.",
                 run: peek_sees_payload,
             },
         ],

@@ -49,8 +49,8 @@ impl Slot {
     pub fn try_take(&self) -> Option<u64> {
         //~ site: relaxed-publish
         // FIX: Acquire. Reading `true` from the producer's Release store synchronizes with
-        // it: the producer's payload write happens-before the payload read below, so that
-        // read sees the published value. Release on the producer's side alone does nothing;
+        // it: everything the producer wrote before setting the flag (the payload) is visible
+        // to this thread from here on. Release on the producer's side alone does nothing;
         // only the pair orders the two threads.
         if self.ready.swap(false, Ordering::Acquire) {
         //~ broken:
@@ -64,14 +64,24 @@ impl Slot {
 
     /// The waiting message, left in the slot for a consumer to take.
     pub fn peek(&self) -> Option<u64> {
+        //~ site: body-read-before-flag
+        //~ broken:
+        //~ let body = self.payload.load(Ordering::Relaxed);
+        //~ end
         //~ site: relaxed-publish
-        // FIX: Acquire here too. A look is still a read of the payload guarded by the flag;
-        // every reader that trusts the flag needs its own Acquire to pair with the Release.
+        // FIX: Acquire here too. A look is a reader like any other: the Release store orders
+        // nothing for a load of the flag that is not Acquire.
         if self.ready.load(Ordering::Acquire) {
         //~ broken:
         //~ if self.ready.load(Ordering::Relaxed) {
         //~ end
+            //~ site: body-read-before-flag
+            // FIX: the payload is read only once the flag has said it is there. A read made
+            // before the check may predate the publish, whatever the check then finds.
             Some(self.payload.load(Ordering::Relaxed))
+            //~ broken:
+            //~ Some(body)
+            //~ end
         } else {
             None
         }

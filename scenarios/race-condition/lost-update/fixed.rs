@@ -44,10 +44,10 @@ impl Progress {
     /// A consumer received a message.
     pub fn record_received(&self) {
         //~ site: two-lock-scopes
-        // FIX: read, add and write back under ONE guard. Copying the counts out, letting the
-        // lock go and taking it again to save them left a gap in which another consumer's
-        // update could land; saving the stale copy then erased that update (a lost update).
-        // Every access being locked is not enough: the whole read-modify-write must be.
+        // FIX: change the count in place, under the guard, and nowhere else. A copy of the
+        // counts taken earlier and saved back as a whole (the old `save`) erased any update
+        // that landed in the meantime: a lost update. Every access being locked is not
+        // enough: the whole read-modify-write must be one critical section.
         self.lock().received += 1;
         //~ broken:
         //~ let mut counts = self.snapshot();
@@ -70,13 +70,22 @@ impl Progress {
 
     /// Both counts as of one instant.
     pub fn snapshot(&self) -> Counts {
+        //~ site: torn-snapshot
+        // FIX: both counts are copied out of one guard, so they describe one instant. A pair
+        // read under two guards can mix two moments, and report a state that never existed.
         *self.lock()
+        //~ broken:
+        //~ let received = self.lock().received;
+        //~ let processed = self.lock().processed;
+        //~ Counts {
+        //~     received,
+        //~     processed,
+        //~ }
+        //~ end
     }
-
     //~ site: two-lock-scopes
-    // FIX: `save` is gone. Writing back a whole copy made earlier is what erased the update
-    // that landed in between; each method now changes only its own count, in place.
     //~ broken:
+    //~
     //~ fn save(&self, counts: Counts) {
     //~     *self.lock() = counts;
     //~ }

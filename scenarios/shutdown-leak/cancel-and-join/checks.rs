@@ -23,6 +23,12 @@ const SHUTDOWN_BOUND_MS: u64 = 5_000;
 const CHANNEL_CAPACITY: usize = 8;
 /// The job the checks send.
 const JOB: u64 = 1;
+/// Work time of m1 when it is long done before shutdown comes.
+const QUICK_WORK_MS: u64 = 10;
+/// When the service asks an idle consumer to shut down.
+const IDLE_SHUTDOWN_AT_MS: u64 = 50;
+/// Work time of m1 when shutdown comes halfway through it.
+const IN_FLIGHT_WORK_MS: u64 = 100;
 
 /// What one run of "start, send m1, shut down while the producer's sender is open" saw.
 struct Outcome {
@@ -119,13 +125,13 @@ fn require(ctx: &Ctx, violations: Vec<Violation>, context: &str) {
 /// m1 is long done and the consumer is idle, waiting for a job that will never come; the
 /// producer's sender is still open. Shutdown must return anyway.
 fn shutdown_returns(ctx: &mut Ctx) {
-    let outcome = shut_down(&ctx.trace, 10, 50);
+    let outcome = shut_down(&ctx.trace, QUICK_WORK_MS, IDLE_SHUTDOWN_AT_MS);
     require(
         ctx,
         // Whether the task is really gone is the next stage's question.
         invariant::shutdown_within(outcome.took_ms, SHUTDOWN_BOUND_MS, 0),
         &format!(
-            "m{JOB} was done at 10 ms and the consumer sat idle; at {} ms the service asked it to \
+            "m{JOB} was done at {QUICK_WORK_MS} ms and the consumer sat idle; at {} ms the service asked it to \
              shut down while the producer still held its sender, and the consumer never heard",
             outcome.shutdown_at_ms
         ),
@@ -134,7 +140,7 @@ fn shutdown_returns(ctx: &mut Ctx) {
 
 /// When shutdown returns, the consumer task is gone: it cannot touch the sink afterwards.
 fn no_task_left(ctx: &mut Ctx) {
-    let outcome = shut_down(&ctx.trace, 10, 50);
+    let outcome = shut_down(&ctx.trace, QUICK_WORK_MS, IDLE_SHUTDOWN_AT_MS);
     require(
         ctx,
         invariant::shutdown_within(outcome.took_ms, SHUTDOWN_BOUND_MS, outcome.tasks_alive),
@@ -146,9 +152,9 @@ fn no_task_left(ctx: &mut Ctx) {
     );
 }
 
-/// Shutdown comes while m1 is halfway through its 100 ms in the sink: m1 must still finish.
+/// Shutdown comes while m1 is halfway through its work in the sink: m1 must still finish.
 fn in_flight_finishes(ctx: &mut Ctx) {
-    let outcome = shut_down(&ctx.trace, 100, 50);
+    let outcome = shut_down(&ctx.trace, IN_FLIGHT_WORK_MS, IN_FLIGHT_WORK_MS / 2);
     let cut_off = outcome.sink.cut_off();
     if !cut_off.is_empty() {
         for job in &cut_off {
@@ -160,7 +166,7 @@ fn in_flight_finishes(ctx: &mut Ctx) {
         }
         let named: Vec<String> = cut_off.iter().map(|job| format!("m{job}")).collect();
         panic!(
-            "{} started in the sink at 0 ms and needed 100 ms; shutdown came at {} ms and the \
+            "{} started in the sink at 0 ms and needed {IN_FLIGHT_WORK_MS} ms; shutdown came at {} ms and the \
              work was cut off halfway, never finished: a half-written row, a charge without its \
              receipt",
             named.join(", "),
@@ -213,8 +219,9 @@ fn checks() {
                 title: "A job already in the sink finishes before shutdown returns",
                 mentor: "Better! Nothing is left running. But the task was ended in the middle of \
                          a job. Killing the task stops it anywhere it awaits, including halfway \
-                         through the work. Where is the one place the consumer can stop without \
-                         leaving a job half done?",
+                         through the work, and so does racing the stop signal against the work \
+                         itself. Where is the one place the consumer can stop without leaving a \
+                         job half done?",
                 run: in_flight_finishes,
             },
         ],

@@ -50,13 +50,21 @@ impl Consumer {
     /// Stops the consumer and returns once its task has ended.
     pub async fn shutdown(self) {
         //~ site: recv-without-shutdown
-        // FIX: ask first, then wait. Awaiting the task alone waits for the producer to close
-        // the channel, which it never does while the service runs. `send` fails only if the
-        // task has already ended, and then there is nothing to ask.
+        // FIX: ask the task to stop. Left alone, it waits in `recv()` until the producer
+        // closes the channel, which it never does while the service runs. `send` fails only
+        // if the task has already ended, and then there is nothing to ask.
         let _ = self.stop.send(());
         //~ broken:
         //~ end
+        //~ site: signal-without-join
+        // FIX: then wait, here, until the task has really ended. Asking is not the same as
+        // stopping: the task may be halfway through a job, or not even scheduled yet. Only
+        // once the JoinHandle resolves is nothing left that could touch the sink.
         join(self.task).await;
+        //~ broken:
+        //~ // The task finishes its job and exits by itself; don't hold the service up for it.
+        //~ tokio::spawn(join(self.task));
+        //~ end
     }
 }
 
@@ -76,13 +84,21 @@ async fn consume(
             next = jobs.recv() => next,
         };
         let Some(job) = next else { break };
-        // FIX: the work is outside the select!, so nothing races it: a stop that comes while
-        // a job is in the sink waits for that job to finish and is seen before the next one.
 //~ broken:
 //~ async fn consume(mut jobs: mpsc::Receiver<Job>, sink: Sink) {
 //~     while let Some(job) = jobs.recv().await {
 //~ end
+        //~ site: stop-interrupts-work
+        // FIX: once a job has started, nothing is raced against it: the work runs to its end,
+        // and whatever happened meanwhile is looked at before the next job, not halfway
+        // through this one.
         sink.process(job.id).await;
+        //~ broken:
+        //~ tokio::select! {
+        //~     _ = &mut stop_requested => break,
+        //~     _ = sink.process(job.id) => {}
+        //~ }
+        //~ end
     }
 }
 
