@@ -48,8 +48,13 @@ pub fn fresh_seed() -> u64 {
     hasher.finish() % (SEED_DRAWN_MAX - 1) + 1
 }
 
-fn package_name(number: u32, template: &str, site: &str) -> String {
-    format!("hunt-{number:02}-{template}-{site}")
+/// A hunt crate's package name; the home's id keeps it apart from the same hunt in another
+/// home that shares a cargo target folder (see [`State::home_id`]).
+fn package_name(home_id: &str, number: u32, template: &str, site: &str) -> String {
+    match home_id {
+        "" => format!("hunt-{number:02}-{template}-{site}"),
+        id => format!("hunt-{number:02}-{template}-{site}-{id}"),
+    }
 }
 
 /// The learner's file of a hunt, relative to the home.
@@ -133,6 +138,7 @@ fn starting_code(catalog: &Catalog, pick: Pick, seed: u64) -> String {
 
 fn write_hunt_crate(
     home: &Home,
+    home_id: &str,
     catalog: &Catalog,
     pick: Pick,
     hunt: &HuntState,
@@ -142,7 +148,7 @@ fn write_hunt_crate(
     let lib_rs = lib_rs.unwrap_or_else(|| starting_code(catalog, pick, hunt.seed));
     huntcrate::write_crate(
         &dir,
-        &package_name(hunt.number, pick.template.id(), &pick.site.id),
+        &package_name(home_id, hunt.number, pick.template.id(), &pick.site.id),
         pick.template.meta.checker,
         Home::KITS_FROM_HUNT,
         &lib_rs,
@@ -210,16 +216,7 @@ fn choose<'a>(
         return Ok(Some((Pick { template, site }, None)));
     }
     // A template or a category: its first bug site not solved yet, else its first.
-    let picks: Vec<Pick> = chosen
-        .iter()
-        .flat_map(|template| {
-            template
-                .meta
-                .sites
-                .iter()
-                .map(move |site| Pick { template, site })
-        })
-        .collect();
+    let picks: Vec<Pick> = chosen.iter().flat_map(|t| select::picks_of(t)).collect();
     let pick = picks
         .iter()
         .find(|p| !select::solved(state, &p.key()))
@@ -250,13 +247,14 @@ fn begin(
     let key = pick.key();
     home.restore_owned_files()?;
     home.state_file().update(|state| {
+        let home_id = state.home_id.clone();
         let existing = state.hunts.get(&key).cloned();
         let outcome = match existing {
             Some(hunt) if !fresh && seed.is_none_or(|s| s == hunt.seed) => {
                 // Missing files come back; the learner's own file is never touched.
                 let lib_file = home.root.join(lib_path(&hunt));
                 let current = std::fs::read_to_string(&lib_file).ok();
-                write_hunt_crate(home, catalog, pick, &hunt, current)?;
+                write_hunt_crate(home, &home_id, catalog, pick, &hunt, current)?;
                 Started::Resumed {
                     key: key.clone(),
                     lib: lib_path(&hunt),
@@ -269,7 +267,7 @@ fn begin(
                 entry.seed = seed.unwrap_or(hunt.seed);
                 entry.hints_revealed = 1;
                 entry.last_failed_stage = None;
-                write_hunt_crate(home, catalog, pick, entry, None)?;
+                write_hunt_crate(home, &home_id, catalog, pick, entry, None)?;
                 Started::Restarted {
                     key: key.clone(),
                     lib: lib_path(&hunt),
@@ -293,7 +291,7 @@ fn begin(
                     started_unix: now_unix(),
                     passed_unix: None,
                 };
-                write_hunt_crate(home, catalog, pick, &hunt, None)?;
+                write_hunt_crate(home, &home_id, catalog, pick, &hunt, None)?;
                 home.restore_owned_files()?;
                 let lib = lib_path(&hunt);
                 let seed = hunt.seed;
@@ -421,7 +419,7 @@ pub fn check(
     cargo: &Path,
     color: bool,
 ) -> Result<Checked> {
-    let (_, hunt, pick) = current(home, catalog)?;
+    let (state, hunt, pick) = current(home, catalog)?;
     let key = pick.key();
     let dir = home.root.join(&hunt.dir);
     let lib_file = dir.join("src/lib.rs");
@@ -438,7 +436,7 @@ pub fn check(
     // so editing or deleting a test can never make a check pass.
     home.restore_owned_files()?;
     let mut restored = Vec::new();
-    let package = package_name(hunt.number, &hunt.template, &hunt.site);
+    let package = package_name(&state.home_id, hunt.number, &hunt.template, &hunt.site);
     let owned = [
         ("tests/checks.rs", pick.template.checks_for(hunt.seed)),
         (

@@ -29,16 +29,16 @@ impl Pick<'_> {
 pub fn curriculum(catalog: &Catalog) -> Vec<Pick<'_>> {
     let mut templates: Vec<&Template> = catalog.templates.iter().collect();
     templates.sort_by_key(|t| (t.meta.week, t.meta.difficulty, t.meta.id.clone()));
-    templates
-        .into_iter()
-        .flat_map(|template| {
-            template
-                .meta
-                .sites
-                .iter()
-                .map(move |site| Pick { template, site })
-        })
-        .collect()
+    templates.into_iter().flat_map(picks_of).collect()
+}
+
+/// Every bug site of one template, in the order it lists them.
+pub fn picks_of(template: &Template) -> impl Iterator<Item = Pick<'_>> {
+    template
+        .meta
+        .sites
+        .iter()
+        .map(move |site| Pick { template, site })
 }
 
 /// Solved: its checks passed (a reveal is not a solve).

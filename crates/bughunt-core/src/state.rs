@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -59,6 +60,12 @@ pub struct State {
     pub format: u32,
     /// The bughunt that made the home.
     pub bughunt_version: String,
+    /// A short random id of this home, part of its hunt crates' package names. cargo names
+    /// a path crate's artifacts from its path relative to the workspace, so two homes that
+    /// share a `CARGO_TARGET_DIR` would otherwise build `hunts/01-x` into the same files,
+    /// and one home's check could run the other's code.
+    #[serde(default)]
+    pub home_id: String,
     /// The key (`template/site`) of the hunt in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
@@ -70,9 +77,12 @@ pub struct State {
 impl State {
     /// The state of a new home.
     pub fn new() -> Self {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(now_unix());
         State {
             format: STATE_FORMAT,
             bughunt_version: env!("CARGO_PKG_VERSION").to_owned(),
+            home_id: format!("{:06x}", hasher.finish() & 0xff_ffff),
             current: None,
             hunts: BTreeMap::new(),
         }

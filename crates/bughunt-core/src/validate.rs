@@ -528,14 +528,23 @@ mod tests {
             stages,
         };
         report.write_to(&path).unwrap();
-        let options = Options {
-            workspace: dir.path().to_owned(),
+        judge(
+            &instance(expect),
+            &finished(code),
+            &path,
+            &options_in(dir.path()),
+        )
+        .0
+    }
+
+    fn options_in(workspace: &std::path::Path) -> Options {
+        Options {
+            workspace: workspace.to_owned(),
             jobs: 1,
             timeout: Duration::from_secs(1),
             cargo: PathBuf::from("cargo"),
             seeds: 0,
-        };
-        judge(&instance(expect), &finished(code), &path, &options).0
+        }
     }
 
     /// A broken form whose checks all pass is caught: the checks cannot see the bug.
@@ -598,13 +607,7 @@ mod tests {
     #[test]
     fn missing_report_does_not_hold() {
         let dir = tempfile::tempdir().unwrap();
-        let options = Options {
-            workspace: dir.path().to_owned(),
-            jobs: 1,
-            timeout: Duration::from_secs(1),
-            cargo: PathBuf::from("cargo"),
-            seeds: 0,
-        };
+        let options = options_in(dir.path());
         let mut output = finished(101);
         output.stderr = "thread panicked before the runner started".into();
         let (problem, _) = judge(

@@ -538,3 +538,61 @@ fn challenge_follows_a_pass() {
     assert_eq!(after["current"]["category"], "message-loss");
     assert_ne!(after["current"]["site"].as_str().unwrap(), first_site);
 }
+
+/// Regression: cargo names a path crate's artifacts after its path inside the workspace, so
+/// two homes sharing a CARGO_TARGET_DIR built `hunts/01-...` into the same files and a check
+/// could run the other home's code (a broken form passed). Each home's hunt crates now carry
+/// the home's id: the broken home fails and the fixed home passes, checked at once.
+#[test]
+fn two_homes_sharing_a_target_never_mix() {
+    let catalog = catalog();
+    let template = first_of(&catalog, "message-loss");
+    let (broken_dir, fixed_dir) = (new_home(false), new_home(false));
+    let (broken_home, fixed_home) = (home_of(&broken_dir), home_of(&fixed_dir));
+    for home in [&broken_home, &fixed_home] {
+        ok(home, &["start", template.id(), "--seed", "1"]);
+    }
+    let status: Value = serde_json::from_str(&ok(&fixed_home, &["status", "--json"])).unwrap();
+    let lib = fixed_home.join(status["current"]["path"].as_str().unwrap());
+    std::fs::write(&lib, template.fixed_rs(1)).unwrap();
+    let manifest = |home: &Path| {
+        std::fs::read_to_string(
+            lib.strip_prefix(&fixed_home)
+                .map(|l| home.join(l))
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("Cargo.toml"),
+        )
+        .unwrap()
+    };
+    assert_ne!(
+        manifest(&broken_home),
+        manifest(&fixed_home),
+        "package names must differ"
+    );
+    let spawn = |home: &Path| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("bughunt"))
+            .current_dir(home)
+            .env("CARGO_TARGET_DIR", shared_target())
+            .args(["check", "--timeout", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut broken = spawn(&broken_home);
+    let mut fixed = spawn(&fixed_home);
+    assert_eq!(
+        broken.wait().unwrap().code(),
+        Some(1),
+        "the broken home must fail"
+    );
+    assert_eq!(
+        fixed.wait().unwrap().code(),
+        Some(0),
+        "the fixed home must pass"
+    );
+}
