@@ -213,3 +213,34 @@ fn session_start() {
     );
     assert!(session.contains("Next challenge:"), "{session}");
 }
+
+/// Solving the last bug site of a category lists its resources: real links, once each.
+#[test]
+fn completing_a_category_lists_its_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(dir.path(), &["init", "home", "--no-build"]);
+    let home = dir.path().join("home");
+    let catalog = Catalog::embedded().unwrap();
+    let templates = catalog.in_category("race-condition");
+    let mut last_page = String::new();
+    for template in &templates {
+        for site in &template.meta.sites {
+            ok(
+                &home,
+                &["start", template.id(), "--site", &site.id, "--seed", "3"],
+            );
+            let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+            let lib = home.join(status["current"]["path"].as_str().unwrap());
+            std::fs::write(&lib, template.fixed_rs(3)).unwrap();
+            last_page = ok(&home, &["check", "--timeout", "600"]);
+            let complete = last_page.contains("Category complete: Race conditions");
+            let is_last = std::ptr::eq(site, templates.last().unwrap().meta.sites.last().unwrap());
+            assert_eq!(complete, is_last, "{last_page}");
+        }
+    }
+    for resource in templates.iter().flat_map(|t| &t.meta.resources) {
+        assert_eq!(last_page.matches(&resource.url).count(), 1, "{last_page}");
+    }
+    let context = std::fs::read_to_string(home.join("memory-bank/activeContext.md")).unwrap();
+    assert!(context.contains("- ✅ Race conditions"), "{context}");
+}
