@@ -129,6 +129,13 @@ pub struct SiteToml {
     /// When this site is harder or easier than the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub difficulty: Option<Difficulty>,
+    /// What this site's broken code does wrong; the template's `whats_wrong` describes the
+    /// first site, so every other site has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whats_wrong: Option<String>,
+    /// This site's explain-back key points (the first site uses the template's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_points: Option<Vec<String>>,
 }
 
 /// A name a seed may change: every whole-word `word` in the program, checks and hints.
@@ -238,6 +245,18 @@ impl Template {
     /// The difficulty of one bug site.
     pub fn difficulty_of(&self, site: &SiteToml) -> Difficulty {
         site.difficulty.unwrap_or(self.meta.difficulty)
+    }
+
+    /// What one bug site's broken code does wrong.
+    pub fn whats_wrong_of<'a>(&'a self, site: &'a SiteToml) -> &'a str {
+        site.whats_wrong
+            .as_deref()
+            .unwrap_or(&self.meta.explanation.whats_wrong)
+    }
+
+    /// One bug site's explain-back key points.
+    pub fn key_points_of<'a>(&'a self, site: &'a SiteToml) -> &'a [String] {
+        site.key_points.as_deref().unwrap_or(&self.meta.key_points)
     }
 }
 
@@ -624,6 +643,24 @@ fn load_template(
             return Err(error(
                 &format!("{folder}/fixed.rs"),
                 format!("site `{}`: its broken form still says `FIX:` (an inline `// FIX:` comment?); put FIX comments on lines of their own", site.id),
+            ));
+        }
+        let first = site.id == meta.sites[0].id;
+        let own_story = site
+            .whats_wrong
+            .as_deref()
+            .is_some_and(|w| !w.trim().is_empty())
+            && site
+                .key_points
+                .as_ref()
+                .is_some_and(|k| k.len() == 3 && k.iter().all(|p| !p.trim().is_empty()));
+        if !first && !own_story {
+            return Err(field(
+                "sites",
+                format!(
+                    "site `{}` needs its own `whats_wrong` and three `key_points` (the template's describe the first site)",
+                    site.id
+                ),
             ));
         }
         if site.hints.len() != 3 || site.hints.iter().any(|h| h.trim().is_empty()) {

@@ -202,6 +202,11 @@ pub fn text(template: &Template, outcome: &DemoOutcome) -> String {
 /// The brief's bug-demonstration block for a template: what's wrong, the lesson, how other
 /// systems handle it, the flows, the tradeoff.
 pub fn demonstration(template: &Template) -> String {
+    demonstration_of(template, &template.meta.explanation.whats_wrong)
+}
+
+/// The bug-demonstration block with `whats_wrong` for one bug site.
+pub fn demonstration_of(template: &Template, whats_wrong: &str) -> String {
     let explanation = &template.meta.explanation;
     let mut out = String::new();
     let rule = "=".repeat(76);
@@ -214,7 +219,7 @@ pub fn demonstration(template: &Template) -> String {
         template.meta.category,
         template.id()
     ));
-    out.push_str(&paragraph("WHAT'S WRONG: ", &explanation.whats_wrong));
+    out.push_str(&paragraph("WHAT'S WRONG: ", whats_wrong));
     out.push_str(&paragraph("LESSON: ", &explanation.lesson));
     out.push_str(&heading("HOW OTHER SYSTEMS HANDLE THIS:"));
     for other in &explanation.other_systems {

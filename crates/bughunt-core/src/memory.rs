@@ -228,7 +228,11 @@ pub fn save_answers(
         text.push_str(&format!("\n## {}. {question}\n\n{answer}\n", number + 1));
     }
     text.push_str("\n## Key points to compare\n\n");
-    for point in &template.meta.key_points {
+    let points = template
+        .site(&hunt.site)
+        .map(|site| template.key_points_of(site))
+        .unwrap_or(&template.meta.key_points);
+    for point in points {
         text.push_str(&format!("- {point}\n"));
     }
     replace_file(&path, &text)?;

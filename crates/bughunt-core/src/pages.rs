@@ -253,7 +253,7 @@ pub fn revealed(hunt: &HuntState, fixed: &str) -> String {
 /// the explain-back questions, to compare with).
 pub fn explained(pick: Pick, hunt: &HuntState) -> String {
     let template = pick.template;
-    let mut out = crate::demo::demonstration(template);
+    let mut out = crate::demo::demonstration_of(template, template.whats_wrong_of(pick.site));
     out.push_str(&heading("READ MORE:"));
     for resource in &template.meta.resources {
         out.push_str(&format!(
@@ -266,22 +266,14 @@ pub fn explained(pick: Pick, hunt: &HuntState) -> String {
     crate::generate::variant(template, hunt.seed).apply(&out)
 }
 
-/// The template's key points, to compare explain-back answers with.
+/// The bug site's key points, to compare explain-back answers with.
 pub fn key_points(pick: Pick, hunt: &HuntState) -> String {
     let mut out = heading("KEY POINTS (compare with your answers):");
-    for (question, point) in crate::memory::QUESTIONS
-        .iter()
-        .zip(&pick.template.meta.key_points)
-    {
+    let points = pick.template.key_points_of(pick.site);
+    for (question, point) in crate::memory::QUESTIONS.iter().zip(points) {
         out.push_str(&paragraph(&format!("  - {question} "), point).replace("\n\n", "\n"));
     }
-    for point in pick
-        .template
-        .meta
-        .key_points
-        .iter()
-        .skip(crate::memory::QUESTIONS.len())
-    {
+    for point in points.iter().skip(crate::memory::QUESTIONS.len()) {
         out.push_str(&paragraph("  - ", point).replace("\n\n", "\n"));
     }
     out.push('\n');

@@ -114,3 +114,72 @@ malformed!(
     "scenarios/cat-a/category.toml",
     ["missing"]
 );
+
+/// Explaining a bug site tells that site's story: its own what's-wrong and key points, not
+/// the first site's.
+#[test]
+fn each_bug_site_is_explained_on_its_own_terms() {
+    use bughunt_core::select::picks_of;
+    use bughunt_core::state::HuntState;
+    let catalog = Catalog::embedded().unwrap();
+    for template in &catalog.templates {
+        for pick in picks_of(template).skip(1) {
+            let hunt = HuntState {
+                template: template.id().to_owned(),
+                site: pick.site.id.clone(),
+                seed: 0,
+                number: 1,
+                dir: "hunts/01".into(),
+                hints_revealed: 1,
+                checks_run: 1,
+                passed: true,
+                revealed: false,
+                last_failed_stage: None,
+                started_unix: 0,
+                passed_unix: None,
+            };
+            let explained = bughunt_core::pages::explained(pick, &hunt);
+            let own: String = pick
+                .site
+                .whats_wrong
+                .as_deref()
+                .unwrap()
+                .split_whitespace()
+                .take(6)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first: String = template
+                .meta
+                .explanation
+                .whats_wrong
+                .split_whitespace()
+                .take(6)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let flat = explained.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains(&own),
+                "{}/{}: its own story is missing",
+                template.id(),
+                pick.site.id
+            );
+            assert!(
+                !flat.contains(&first),
+                "{}/{}: the first site's story is shown",
+                template.id(),
+                pick.site.id
+            );
+            let points = bughunt_core::pages::key_points(pick, &hunt);
+            let own_point: String = pick.site.key_points.as_ref().unwrap()[0]
+                .split_whitespace()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(points
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(&own_point));
+        }
+    }
+}
