@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bughunt_kit::fault::FaultPlan;
+
+use crate::sites::VariantKind;
 use include_dir::{include_dir, Dir};
 use serde::{Deserialize, Serialize};
 
@@ -97,12 +99,47 @@ pub struct Resource {
     pub kind: ResourceKind,
 }
 
-/// A plausible wrong fix, kept to prove a later stage catches it.
+/// A plausible wrong fix, kept to prove a stage catches it: a `//~ wrong: NAME` variant of
+/// fixed.rs (or, in older templates, a whole file `wrong/<name>.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrongFix {
-    pub file: String,
+    /// The variant's name in fixed.rs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A whole-file wrong fix, `wrong/<name>.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     pub fails_at: String,
+    pub why: String,
+    /// The kind of mistake, when it is one of the classes every template must answer:
+    /// `blind-primitive`, `crash-between-writes`, `unseen-concurrency`, `kind-disk`,
+    /// `leak-or-unbounded-wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+impl WrongFix {
+    /// Its name: the variant's, or the file's stem.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.file) {
+            (Some(name), _) => name.clone(),
+            (None, Some(file)) => file
+                .trim_start_matches("wrong/")
+                .trim_end_matches(".rs")
+                .to_owned(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A correct fix unlike the reference (a `//~ alt: NAME` variant of fixed.rs): it must pass
+/// every stage, so the checks hold a promise and not one implementation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alternative {
+    pub name: String,
+    /// How it differs from the reference, and why it is still right.
     pub why: String,
 }
 
@@ -191,6 +228,8 @@ pub struct ScenarioToml {
     pub resources: Vec<Resource>,
     #[serde(default)]
     pub wrong_fixes: Vec<WrongFix>,
+    #[serde(default)]
+    pub alternatives: Vec<Alternative>,
     pub demo: Option<DemoSpec>,
     /// The bug sites, at least one; the first is the one demos run.
     pub sites: Vec<SiteToml>,
@@ -606,7 +645,12 @@ fn load_template(
         }
         _ => {}
     }
-    let stage_named = |stage: &str| checks_rs.contains(&format!("\"{stage}\""));
+    // Under a schedule checker the kit runs its own first stage, before the template's.
+    let schedule_checked = matches!(meta.checker, Checker::Shuttle | Checker::Loom);
+    let stage_named = |stage: &str| {
+        checks_rs.contains(&format!("\"{stage}\""))
+            || (schedule_checked && stage == bughunt_kit::blind::STAGE)
+    };
     if meta.sites.is_empty() {
         return Err(field(
             "sites",
@@ -752,21 +796,70 @@ fn load_template(
         }
     }
     let mut wrong_rs = Vec::new();
+    let variants = marked.variants();
     for wrong in &meta.wrong_fixes {
-        if !wrong.file.starts_with("wrong/") || !wrong.file.ends_with(".rs") {
-            return Err(field(
-                "wrong_fixes.file",
-                format!("`{}` must be wrong/<name>.rs", wrong.file),
-            ));
-        }
         if !stage_named(&wrong.fails_at) {
             return Err(field(
                 "wrong_fixes.fails_at",
                 format!("stage `{}` is not an id in checks.rs", wrong.fails_at),
             ));
         }
-        let source = required(&wrong.file)?;
-        wrong_rs.push((wrong.file.clone(), source));
+        match (&wrong.name, &wrong.file) {
+            (Some(name), None) => {
+                if !variants.contains(&(VariantKind::Wrong, name.clone())) {
+                    return Err(field(
+                        "wrong_fixes.name",
+                        format!("`{name}` is no `//~ wrong: {name}` variant in fixed.rs"),
+                    ));
+                }
+            }
+            (None, Some(file)) => {
+                if !file.starts_with("wrong/") || !file.ends_with(".rs") {
+                    return Err(field(
+                        "wrong_fixes.file",
+                        format!("`{file}` must be wrong/<name>.rs"),
+                    ));
+                }
+                let source = required(file)?;
+                wrong_rs.push((file.clone(), source));
+            }
+            _ => {
+                return Err(field(
+                    "wrong_fixes",
+                    "each wrong fix needs exactly one of `name` (a `//~ wrong:` variant of fixed.rs) and `file`".to_owned(),
+                ))
+            }
+        }
+    }
+    for (kind, name) in &variants {
+        let listed = match kind {
+            VariantKind::Wrong => meta
+                .wrong_fixes
+                .iter()
+                .any(|w| w.name.as_deref() == Some(name.as_str())),
+            VariantKind::Alt => meta.alternatives.iter().any(|a| &a.name == name),
+        };
+        if !listed {
+            let table = match kind {
+                VariantKind::Wrong => "[[wrong_fixes]]",
+                VariantKind::Alt => "[[alternatives]]",
+            };
+            return Err(error(
+                &format!("{folder}/fixed.rs"),
+                format!("variant `{name}` is not listed under {table} in scenario.toml"),
+            ));
+        }
+    }
+    for alternative in &meta.alternatives {
+        if !variants.contains(&(VariantKind::Alt, alternative.name.clone())) {
+            return Err(field(
+                "alternatives.name",
+                format!(
+                    "`{}` is no `//~ alt: {}` variant in fixed.rs",
+                    alternative.name, alternative.name
+                ),
+            ));
+        }
     }
     if let Some(wrong_dir) = dir.get_dir(dir.path().join("wrong")) {
         for file in wrong_dir.files() {
@@ -778,7 +871,7 @@ fn load_template(
             if !meta
                 .wrong_fixes
                 .iter()
-                .any(|w| Some(&w.file) == listed.as_ref())
+                .any(|w| w.file.is_some() && w.file == listed)
             {
                 return Err(error(
                     &shown(root, file.path()),

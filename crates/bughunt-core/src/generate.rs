@@ -151,6 +151,11 @@ impl Template {
         variant(self, seed).apply(&self.marked.render(Some(site)))
     }
 
+    /// The named wrong fix or correct alternative (a variant of fixed.rs) for `seed`.
+    pub fn variant_rs(&self, name: &str, seed: u64) -> String {
+        variant(self, seed).apply(&self.marked.render_variant(name))
+    }
+
     /// The checks for `seed`.
     pub fn checks_for(&self, seed: u64) -> String {
         variant(self, seed).apply(self.checks_rs)

@@ -44,7 +44,8 @@ pub enum Expect {
 #[derive(Clone, Debug)]
 pub struct Instance {
     pub template: String,
-    /// `fixed`, `broken: <site>`, or the wrong fix's file (`wrong/name.rs`).
+    /// `fixed`, `broken: <site>`, `wrong: <name>`, `alt: <name>`, or an old wrong fix's file
+    /// (`wrong/name.rs`).
     pub form: String,
     /// The seed its names and constants come from (0: as written).
     pub seed: u64,
@@ -103,7 +104,8 @@ impl Options {
 }
 
 /// Every instance of these templates, in catalog order: for each seed, each bug site's broken
-/// form and the fixed form; then the wrong fixes (as written, seed 0).
+/// form and the fixed form; then the wrong fixes and the correct alternatives (as written,
+/// seed 0).
 pub fn instances(templates: &[&Template], seeds: u64) -> Vec<Instance> {
     let mut all = Vec::new();
     let seed_list: Vec<u64> = if seeds == 0 {
@@ -142,14 +144,30 @@ pub fn instances(templates: &[&Template], seeds: u64) -> Vec<Instance> {
                 Expect::Passes,
             ));
         }
-        for ((file, source), wrong) in template.wrong_rs.iter().zip(&meta.wrong_fixes) {
-            let stem = file.trim_start_matches("wrong/").trim_end_matches(".rs");
+        let mut files = template.wrong_rs.iter();
+        for wrong in &meta.wrong_fixes {
+            let (form, lib_rs) = match &wrong.name {
+                Some(name) => (format!("wrong: {name}"), template.variant_rs(name, 0)),
+                None => match files.next() {
+                    Some((file, source)) => (file.clone(), (*source).to_owned()),
+                    None => continue,
+                },
+            };
             all.push(make(
-                file.clone(),
-                format!("wrong-{}", stem.replace('_', "-")),
+                form,
+                format!("wrong-{}", wrong.label().replace('_', "-")),
                 0,
-                (*source).to_owned(),
+                lib_rs,
                 Expect::FailsAt(wrong.fails_at.clone()),
+            ));
+        }
+        for alternative in &meta.alternatives {
+            all.push(make(
+                format!("alt: {}", alternative.name),
+                format!("alt-{}", alternative.name),
+                0,
+                template.variant_rs(&alternative.name, 0),
+                Expect::Passes,
             ));
         }
     }

@@ -28,6 +28,7 @@ use crate::report::{CheckReport, StageReport, Status, REPORT_ENV, REPORT_FORMAT}
 use crate::trace::Trace;
 
 /// One stage of a scenario's checks.
+#[derive(Clone, Copy)]
 pub struct Stage {
     /// Stable id, kebab-case; `scenario.toml` names the stage the broken form fails.
     pub id: &'static str,
@@ -88,9 +89,26 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs the stages in order, prints a line per stage, writes the report, and panics if any
 /// stage failed.
+///
+/// Under a schedule checker (shuttle or loom), a first stage, [`crate::blind::STAGE`], fails
+/// any learner file that takes its locks, atomics or threads from anywhere but the kit: the
+/// checker could not see them, so the stages after it would prove nothing.
 pub fn run_stages(template: &str, stages: &[Stage]) {
     let report_path = std::env::var_os(REPORT_ENV).map(std::path::PathBuf::from);
-    run_stages_reporting_to(template, stages, report_path);
+    let mut all: Vec<Stage> = Vec::with_capacity(stages.len() + 1);
+    if cfg!(any(feature = "shuttle", feature = "loom")) {
+        all.push(Stage {
+            id: crate::blind::STAGE,
+            title: "Every lock, atomic and thread comes from bughunt_kit::sync",
+            mentor: "This hunt's checks explore thread schedules, and they can only see the \
+                     primitives of `bughunt_kit::sync` and `bughunt_kit::thread` (the same API \
+                     as std's). A lock, atomic or thread from anywhere else runs unseen, so \
+                     no schedule search could prove your fix right or wrong.",
+            run: crate::blind::stage,
+        });
+    }
+    all.extend_from_slice(stages);
+    run_stages_reporting_to(template, &all, report_path);
 }
 
 fn run_stages_reporting_to(

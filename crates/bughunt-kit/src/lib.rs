@@ -17,6 +17,8 @@
 //! - [`trace`] records what happened (actor, event, message, logical time) so a failure can
 //!   be drawn, and [`invariant`] turns a trace into violations: at-least-once delivery,
 //!   exactly-once effects, durable-after-ack, bounded depth, shutdown within a bound.
+//! - [`prop`] checks a stage's promise over many histories generated from a fixed seed and
+//!   shrinks a failure to the shortest history that breaks it.
 //! - [`check`] runs a scenario's ordered check stages and writes a JSON report
 //!   ([`report`]) that `bughunt check` reads, so nobody scrapes test-runner output.
 //!
@@ -29,6 +31,7 @@
 //! sequentially consistent schedules only (memory-ordering bugs need loom); loom explores
 //! with a preemption bound of 2, which finds the bugs in this catalog but is not a proof.
 
+pub mod blind;
 pub mod check;
 pub mod clock;
 pub mod demo;
@@ -38,6 +41,7 @@ pub mod fault;
 pub mod invariant;
 #[cfg(feature = "tokio")]
 pub mod paused;
+pub mod prop;
 pub mod queue;
 pub mod report;
 #[cfg(feature = "tokio")]

@@ -10,7 +10,7 @@ use crate::exit::{CmdResult, Exit};
 #[derive(clap::Args)]
 pub struct Args {
     /// Print a JSON array of objects (id, category, title, difficulty, week, checker, demo,
-    /// bug_sites).
+    /// bug_sites, correct_alternatives, wrong_fixes).
     #[arg(long)]
     json: bool,
 }
@@ -25,6 +25,10 @@ struct Row<'a> {
     checker: &'static str,
     demo: bool,
     bug_sites: Vec<&'a str>,
+    /// Correct fixes unlike the reference that the checks must pass (proven by `dev validate`).
+    correct_alternatives: Vec<&'a str>,
+    /// Plausible wrong fixes the checks must fail (proven by `dev validate`).
+    wrong_fixes: Vec<String>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -48,6 +52,13 @@ pub fn run(args: Args) -> CmdResult {
                 checker: t.meta.checker.name(),
                 demo: t.meta.demo.is_some(),
                 bug_sites: t.meta.sites.iter().map(|s| s.id.as_str()).collect(),
+                correct_alternatives: t
+                    .meta
+                    .alternatives
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect(),
+                wrong_fixes: t.meta.wrong_fixes.iter().map(|w| w.label()).collect(),
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
