@@ -109,6 +109,18 @@ malformed!(
     ["Trivial", "difficulty"]
 );
 malformed!(
+    unlisted_variant,
+    "unlisted-variant",
+    "scenarios/cat-a/tpl-a/fixed.rs",
+    ["`almost`", "[[wrong_fixes]]"]
+);
+malformed!(
+    missing_variant,
+    "missing-variant",
+    "scenarios/cat-a/tpl-a/scenario.toml",
+    ["field `alternatives.name`", "`//~ alt: other-way`"]
+);
+malformed!(
     no_category_toml,
     "no-category-toml",
     "scenarios/cat-a/category.toml",
