@@ -250,10 +250,36 @@ pub struct CategoryToml {
     pub triggers: Vec<String>,
 }
 
+/// The ids of the stages a template's checks run, in order: the kit's own first stage under a
+/// schedule checker, then each `Stage { id: "..." }` of checks.rs as it appears there.
+fn stage_ids_of(checker: Checker, checks_rs: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    if matches!(checker, Checker::Shuttle | Checker::Loom) {
+        ids.push(bughunt_kit::blind::STAGE.to_owned());
+    }
+    for (at, _) in checks_rs.match_indices("Stage {") {
+        let rest = checks_rs[at..].trim_start_matches("Stage {").trim_start();
+        let Some(rest) = rest.strip_prefix("id:") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(rest) = rest.strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = rest.find('"') {
+            ids.push(rest[..end].to_owned());
+        }
+    }
+    ids
+}
+
 /// One template with its sources.
 #[derive(Clone, Debug)]
 pub struct Template {
     pub meta: ScenarioToml,
+    /// The ids of the stages its checks run, in order (see `stage_ids_of`): a report that
+    /// names other stages was not written by these checks.
+    pub stage_ids: Vec<String>,
     /// `scenarios/<category>/<id>`, for messages.
     pub folder: String,
     /// fixed.rs as written: the correct program with its bug sites marked.
@@ -645,12 +671,14 @@ fn load_template(
         }
         _ => {}
     }
-    // Under a schedule checker the kit runs its own first stage, before the template's.
-    let schedule_checked = matches!(meta.checker, Checker::Shuttle | Checker::Loom);
-    let stage_named = |stage: &str| {
-        checks_rs.contains(&format!("\"{stage}\""))
-            || (schedule_checked && stage == bughunt_kit::blind::STAGE)
-    };
+    let stage_ids = stage_ids_of(meta.checker, checks_rs);
+    if stage_ids.is_empty() {
+        return Err(error(
+            &format!("{folder}/checks.rs"),
+            "holds no `Stage { id: \"...\", ... }`",
+        ));
+    }
+    let stage_named = |stage: &str| stage_ids.iter().any(|id| id == stage);
     if meta.sites.is_empty() {
         return Err(field(
             "sites",
@@ -726,12 +754,6 @@ fn load_template(
     }
     // A varied name must not be a word of a stage id ("peek" in "peek-sees-payload"): the
     // seed would rename the stage in checks.rs and the sites would name a stage that is gone.
-    let stage_ids: Vec<&str> = checks_rs
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .filter(|literal| literal.contains('-') && is_kebab(literal))
-        .collect();
     for name in &meta.vary.names {
         if let Some(stage) = stage_ids
             .iter()
@@ -882,6 +904,7 @@ fn load_template(
     }
     Ok(Template {
         meta,
+        stage_ids,
         folder,
         source_rs,
         marked,

@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::catalog::Checker;
 use crate::huntcrate::{self, CHECKERS, LOCKFILE};
-use crate::process::{run_bounded, run_bounded_streaming};
+use crate::process::{run_bounded_with, OutputLimit};
 use crate::state::{State, StateFile};
 
 /// The longest `init` may spend building dependencies.
@@ -307,7 +307,7 @@ fn prebuild_dependencies(home: &Home, cargo: &Path) -> Result<()> {
         command.args(["-p", &format!("warmup-{}", checker.name())]);
     }
     let progress = bar.clone();
-    let finished = run_bounded_streaming(command, PREBUILD_BOUND, move |line| {
+    let finished = run_bounded_with(command, PREBUILD_BOUND, OutputLimit::CHECK, move |line| {
         if line.contains("\"reason\":\"compiler-artifact\"") {
             progress.inc(1);
             if let Ok(message) = serde_json::from_str::<serde_json::Value>(line) {
@@ -347,7 +347,13 @@ fn count_packages(home: &Home, cargo: &Path) -> Option<u64> {
     command
         .current_dir(&home.root)
         .args(["metadata", "--format-version", "1"]);
-    let finished = run_bounded(command, Duration::from_secs(300)).ok()?;
+    let finished = run_bounded_with(
+        command,
+        Duration::from_secs(300),
+        OutputLimit::CARGO_JSON,
+        |_| {},
+    )
+    .ok()?;
     let metadata: serde_json::Value = serde_json::from_str(&finished.stdout).ok()?;
     let nodes = metadata["resolve"]["nodes"].as_array()?;
     let hunts = nodes

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bughunt_kit::report::{CheckReport, REPORT_ENV};
+use bughunt_kit::report::{CheckReport, NONCE_ENV, REPORT_ENV};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, SiteToml, Template};
@@ -390,6 +390,47 @@ pub enum Verdict {
     TimedOut,
     /// The checks ran but wrote no report (a crash before the first stage).
     NoReport,
+    /// A report came back that this run's checks did not write as they would: other stages,
+    /// another template, another run's nonce. Never a pass.
+    Untrusted(String),
+}
+
+/// A fresh nonce for one check run.
+fn fresh_nonce() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// Why `report` cannot be the report of this run of `template`'s checks, if it cannot: it
+/// must name this template, repeat this run's nonce, and list exactly the template's stages
+/// in order. (Checks run the learner's code in-process, so this guards against mistakes
+/// and stale files, not against deliberate forgery.)
+pub fn untrusted_report(report: &CheckReport, template: &Template, nonce: &str) -> Option<String> {
+    if report.template != template.meta.id {
+        return Some(format!(
+            "the report names template `{}`, not `{}`",
+            report.template, template.meta.id
+        ));
+    }
+    if report.nonce != nonce {
+        return Some("the report belongs to another run of the checks".to_owned());
+    }
+    let expected: Vec<&str> = template.stage_ids.iter().map(String::as_str).collect();
+    if report.stage_ids() != expected {
+        return Some(format!(
+            "the report lists the stages {:?}, and this hunt's checks are {:?}",
+            report.stage_ids(),
+            expected
+        ));
+    }
+    None
 }
 
 /// Everything a check found.
@@ -450,15 +491,20 @@ pub fn check(
         }
     }
 
+    // Each run has a report of its own, named by a fresh nonce that the report must repeat:
+    // checks of one hunt may overlap (an editor's watcher, an assistant and a person), and a
+    // verdict belongs to the run that produced it.
+    let nonce = format!("{:016x}", fresh_nonce());
+    let report_name = key.replace('/', "-");
     let report_path = home
         .reports_dir()
-        .join(format!("{}.json", key.replace('/', "-")));
+        .join(format!("{report_name}.{nonce}.json"));
     std::fs::create_dir_all(home.reports_dir())?;
-    let _ = std::fs::remove_file(&report_path);
     let mut command = Command::new(cargo);
     command
         .current_dir(&home.root)
         .env(REPORT_ENV, &report_path)
+        .env(NONCE_ENV, &nonce)
         .args(["test", "--quiet", "-p", &package, "--test", "checks"])
         .arg(if color {
             "--color=always"
@@ -472,8 +518,19 @@ pub fn check(
         )
     })?;
     let report = CheckReport::read_from(&report_path).ok();
+    // The last run's report stays as `<hunt>.json` for whoever wants to read it.
+    let _ = std::fs::rename(
+        &report_path,
+        home.reports_dir().join(format!("{report_name}.json")),
+    );
+    let _ = std::fs::remove_file(report_path.with_extension("json.tmp"));
+    let untrusted = report
+        .as_ref()
+        .and_then(|report| untrusted_report(report, pick.template, &nonce));
     let verdict = if finished.timed_out() {
         Verdict::TimedOut
+    } else if let Some(reason) = untrusted {
+        Verdict::Untrusted(reason)
     } else {
         match &report {
             Some(report) if report.passed() && finished.success() => Verdict::Passed,

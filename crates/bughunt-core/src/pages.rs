@@ -141,6 +141,12 @@ pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
             ));
             return out;
         }
+        Verdict::Untrusted(reason) => {
+            out.push_str(&format!(
+                "{BAD}✗ the checks' report cannot be trusted: {reason}.{BAD:#}\n  Run `bughunt check` again; if this stays, something in the hunt folder changes how its tests run.\n"
+            ));
+            return out;
+        }
         Verdict::Passed | Verdict::Failed(_) => {}
     }
     let Some(report) = &checked.report else {

@@ -1,17 +1,42 @@
-//! Running a child process with a bound on its wall-clock time.
+//! Running a child process with a bound on its wall-clock time and on what it may print.
 //!
-//! The child leads a process group of its own, so when the bound passes, the whole group is
-//! killed: `cargo test` and the test binaries it started, not just cargo. Waiting is done by
-//! a waiter thread and a channel with a timeout, so nothing polls or sleeps.
+//! The child leads a Unix session of its own (and so a process group of its own). When the
+//! bound passes, or the child exits, everything still running in that session is ended:
+//! `cargo test`, the test binaries it started, and whatever those started, even a process
+//! that moved to a group of its own, or a grandchild that kept the output pipes open. Only
+//! a process that starts a session of its own escapes, and only by trying to.
+//!
+//! Output is kept within bounds: the first and the last [`OutputLimit`] bytes of each pipe,
+//! with a count of what was dropped between them, so code that floods standard output costs
+//! memory in kilobytes, not gigabytes. Reading the pipes after the child ended is bounded too.
+//!
+//! If bughunt is interrupted (Ctrl-C, SIGTERM) while children run, they are ended before it
+//! exits: see [`end_children_on_interrupt`].
 
-use std::io::{BufRead, Read};
+use std::collections::BTreeSet;
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 /// After a kill, how long to wait for the child to be reaped before giving up on it.
 const REAP_BOUND: Duration = Duration::from_secs(10);
+
+/// After the child ended, how long to wait for the readers of its pipes to finish.
+const DRAIN_BOUND: Duration = Duration::from_secs(2);
+
+/// How much of each output pipe is kept: this many bytes from its start and as many from its
+/// end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimit(pub usize);
+
+impl OutputLimit {
+    /// What a check keeps: enough for any compile error and any report, 64 KiB each end.
+    pub const CHECK: OutputLimit = OutputLimit(64 * 1024);
+    /// What cargo's JSON messages need (a build of the whole catalog), 32 MiB each end.
+    pub const CARGO_JSON: OutputLimit = OutputLimit(32 * 1024 * 1024);
+}
 
 /// What a bounded run gave.
 #[derive(Debug)]
@@ -21,6 +46,8 @@ pub struct Finished {
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
+    /// Bytes of standard output and standard error that were not kept.
+    pub dropped_bytes: u64,
 }
 
 impl Finished {
@@ -32,78 +59,227 @@ impl Finished {
     }
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+/// The head and tail of a stream, and how much fell between them.
+struct Kept {
+    limit: usize,
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
 }
 
-fn drain_lines(
+impl Kept {
+    fn new(limit: OutputLimit) -> Self {
+        Self {
+            limit: limit.0,
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        let room = self.limit.saturating_sub(self.head.len());
+        let into_head = room.min(bytes.len());
+        self.head.extend_from_slice(&bytes[..into_head]);
+        bytes = &bytes[into_head..];
+        self.tail.extend(bytes);
+        let over = self.tail.len().saturating_sub(self.limit);
+        if over > 0 {
+            self.tail.drain(..over);
+            self.dropped += over as u64;
+        }
+    }
+
+    fn text(self) -> (String, u64) {
+        let mut text = String::from_utf8_lossy(&self.head).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(
+                "\n[bughunt: {} bytes of output dropped here]\n",
+                self.dropped
+            ));
+        }
+        let tail: Vec<u8> = self.tail.into_iter().collect();
+        text.push_str(&String::from_utf8_lossy(&tail));
+        (text, self.dropped)
+    }
+}
+
+/// Reads `pipe` to its end, keeping its head and tail, calling `on_line` with each complete
+/// line (of the first [`OutputLimit`] bytes per line) as it comes.
+fn drain(
     pipe: Option<impl Read + Send + 'static>,
+    limit: OutputLimit,
     mut on_line: impl FnMut(&str) + Send + 'static,
-) -> std::thread::JoinHandle<String> {
+) -> mpsc::Receiver<(String, u64)> {
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
-        let mut all = String::new();
-        if let Some(pipe) = pipe {
-            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                on_line(&line);
-                all.push_str(&line);
-                all.push('\n');
+        let mut kept = Kept::new(limit);
+        let mut line: Vec<u8> = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let mut buffer = [0u8; 16 * 1024];
+            loop {
+                let read = match pipe.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => read,
+                };
+                let bytes = &buffer[..read];
+                kept.push(bytes);
+                for &byte in bytes {
+                    if byte == b'\n' {
+                        on_line(&String::from_utf8_lossy(&line));
+                        line.clear();
+                    } else if line.len() < limit.0 {
+                        line.push(byte);
+                    }
+                }
             }
         }
-        all
-    })
+        if !line.is_empty() {
+            on_line(&String::from_utf8_lossy(&line));
+        }
+        let _ = done_tx.send(kept.text());
+    });
+    done_rx
 }
 
-/// Runs `command` to completion or until `bound` passes, capturing its output.
+/// The sessions of children now running, so an interrupt can end them.
+static LIVE_SESSIONS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+
+/// Ends every process of the session `session`: its group first, then any member that moved
+/// to a group of its own (found in /proc by its session id).
+fn end_session(session: libc::pid_t) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory-safety
+    // preconditions.
+    unsafe {
+        libc::kill(-session, libc::SIGKILL);
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: getsid(2) only reads the session id of a pid; no memory-safety
+        // preconditions.
+        if unsafe { libc::getsid(pid) } == session {
+            // SAFETY: as above, kill(2) of one process.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Ends the children bughunt is running when it is interrupted (SIGINT, SIGTERM, SIGHUP),
+/// then exits with 130. Called once by the binary at start; harmless to call again.
+pub fn end_children_on_interrupt() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let sessions: Vec<libc::pid_t> = LIVE_SESSIONS
+                .lock()
+                .map(|live| live.iter().copied().collect())
+                .unwrap_or_default();
+            for session in sessions {
+                end_session(session);
+            }
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Keeps a child's session in [`LIVE_SESSIONS`] while it runs, and ends it when dropped, so a
+/// child never outlives the call that started it, however that call ends (a panic included).
+struct SessionGuard(libc::pid_t);
+
+impl SessionGuard {
+    fn new(session: libc::pid_t) -> Self {
+        if let Ok(mut live) = LIVE_SESSIONS.lock() {
+            live.insert(session);
+        }
+        Self(session)
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        end_session(self.0);
+        if let Ok(mut live) = LIVE_SESSIONS.lock() {
+            live.remove(&self.0);
+        }
+    }
+}
+
+/// Runs `command` to completion or until `bound` passes, keeping [`OutputLimit::CHECK`] of
+/// each pipe.
 pub fn run_bounded(command: Command, bound: Duration) -> std::io::Result<Finished> {
-    run_bounded_streaming(command, bound, |_| {})
+    run_bounded_with(command, bound, OutputLimit::CHECK, |_| {})
 }
 
 /// [`run_bounded`], calling `on_stdout_line` with each line of standard output as it comes
-/// (to drive a progress bar).
-pub fn run_bounded_streaming(
+/// (to drive a progress bar), keeping `limit` of each pipe.
+pub fn run_bounded_with(
     mut command: Command,
     bound: Duration,
+    limit: OutputLimit,
     on_stdout_line: impl FnMut(&str) + Send + 'static,
 ) -> std::io::Result<Finished> {
     let started = Instant::now();
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    // SAFETY: setsid(2) is async-signal-safe, which is all a pre_exec hook may call; it makes
+    // the child the leader of a new session and process group, both with its pid.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = command.spawn()?;
-    let group = child.id() as libc::pid_t;
-    let stdout = drain_lines(child.stdout.take(), on_stdout_line);
-    let stderr = drain(child.stderr.take());
+    let session = child.id() as libc::pid_t;
+    let guard = SessionGuard::new(session);
+    let stdout = drain(child.stdout.take(), limit, on_stdout_line);
+    let stderr = drain(child.stderr.take(), limit, |_| {});
     let (done_tx, done_rx) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let _ = done_tx.send(child.wait());
     });
     let status = match done_rx.recv_timeout(bound) {
         Ok(waited) => Some(waited?),
-        Err(_) => {
-            // SAFETY: kill(2) with a negative pid signals the process group we created above;
-            // it has no memory-safety preconditions.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
-            }
-            let _ = done_rx.recv_timeout(REAP_BOUND);
-            None
-        }
+        Err(_) => None,
     };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    // Whatever the child left running in its session (a test binary, a grandchild holding
+    // the pipes) ends with it.
+    drop(guard);
+    if status.is_none() {
+        let _ = done_rx.recv_timeout(REAP_BOUND);
+    }
+    let gather = |pipe: mpsc::Receiver<(String, u64)>| {
+        pipe.recv_timeout(DRAIN_BOUND).unwrap_or_else(|_| {
+            (
+                "[bughunt: the output pipe stayed open after the process ended; not read]\n"
+                    .to_owned(),
+                0,
+            )
+        })
+    };
+    let (stdout, dropped_out) = gather(stdout);
+    let (stderr, dropped_err) = gather(stderr);
     Ok(Finished {
         status,
         stdout,
         stderr,
         elapsed: started.elapsed(),
+        dropped_bytes: dropped_out + dropped_err,
     })
 }
 
@@ -120,6 +296,7 @@ mod tests {
         assert_eq!(finished.stdout, "out\n");
         assert_eq!(finished.stderr, "err\n");
         assert_eq!(finished.status.unwrap().code(), Some(3));
+        assert_eq!(finished.dropped_bytes, 0);
     }
 
     /// A command that never ends is killed at the bound, with its children.
@@ -131,5 +308,70 @@ mod tests {
         let finished = run_bounded(command, Duration::from_millis(200)).unwrap();
         assert!(finished.timed_out());
         assert!(finished.elapsed < Duration::from_secs(30));
+    }
+
+    /// Regression: a child that exits while its own child keeps standard output open made
+    /// the caller wait for that grandchild (40 s for a 10 s bound). Now the session ends with
+    /// the child, grandchild included, and the verdict comes at once.
+    #[test]
+    fn a_grandchild_holding_the_pipe_does_not_hold_the_verdict() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 600 & echo done"]);
+        let finished = run_bounded(command, Duration::from_secs(30)).unwrap();
+        assert!(finished.success());
+        assert_eq!(finished.stdout, "done\n");
+        assert!(
+            finished.elapsed < Duration::from_secs(10),
+            "{:?}",
+            finished.elapsed
+        );
+    }
+
+    /// A process that moves to a process group of its own is still ended with the session.
+    #[test]
+    fn a_process_in_another_group_is_ended_too() {
+        let marker = std::env::temp_dir().join(format!("bughunt-escape-{}", std::process::id()));
+        let mut command = Command::new("sh");
+        // `set -m` puts the background job in a group of its own; it records its pid.
+        command.args([
+            "-c",
+            &format!("set -m; sleep 600 & echo $! > {}; exit 0", marker.display()),
+        ]);
+        let finished = run_bounded(command, Duration::from_secs(30)).unwrap();
+        assert!(finished.success());
+        let pid: libc::pid_t = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = std::fs::remove_file(&marker);
+        // Reaped by init once killed; give it a bounded moment to disappear.
+        let gone = (0..200).any(|_| {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| !stat.contains(") Z "))
+                .unwrap_or(false);
+            if alive {
+                std::thread::yield_now();
+            }
+            !alive
+        });
+        assert!(gone, "process {pid} outlived its session");
+    }
+
+    /// Output past the limit keeps its head and tail and says how much was dropped.
+    #[test]
+    fn floods_are_kept_to_head_and_tail() {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "echo first; head -c 1000000 /dev/zero | tr '\\0' x; echo; echo last",
+        ]);
+        let finished =
+            run_bounded_with(command, Duration::from_secs(30), OutputLimit(1024), |_| {}).unwrap();
+        assert!(finished.stdout.starts_with("first\n"));
+        assert!(finished.stdout.ends_with("last\n"));
+        assert!(finished.stdout.contains("bytes of output dropped here"));
+        assert!(finished.stdout.len() < 4 * 1024);
+        assert_eq!(finished.dropped_bytes, 1_000_012 - 2 * 1024);
     }
 }

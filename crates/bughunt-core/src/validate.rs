@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::catalog::{Checker, Template};
 use crate::huntcrate::{self, LOCKFILE};
-use crate::process::{run_bounded, Finished};
+use crate::process::{run_bounded, run_bounded_with, Finished, OutputLimit};
 
 /// The longest a cargo build of one checker group may take.
 pub const BUILD_BOUND: Duration = Duration::from_secs(1_800);
@@ -52,6 +52,8 @@ pub struct Instance {
     pub package: String,
     pub checker: Checker,
     pub expect: Expect,
+    /// The stages its report must list, in order.
+    pub stage_ids: Vec<String>,
     lib_rs: String,
     checks_rs: String,
 }
@@ -123,6 +125,7 @@ pub fn instances(templates: &[&Template], seeds: u64) -> Vec<Instance> {
                 package: format!("{}--{suffix}", meta.id),
                 checker: meta.checker,
                 expect,
+                stage_ids: template.stage_ids.clone(),
                 lib_rs,
                 checks_rs: template.checks_for(seed),
             };
@@ -256,12 +259,13 @@ fn build(
     for package in packages {
         command.args(["-p", package]);
     }
-    let finished = run_bounded(command, BUILD_BOUND).with_context(|| {
-        format!(
-            "cannot run {}; is Rust installed (https://rustup.rs)?",
-            options.cargo.display()
-        )
-    })?;
+    let finished = run_bounded_with(command, BUILD_BOUND, OutputLimit::CARGO_JSON, |_| {})
+        .with_context(|| {
+            format!(
+                "cannot run {}; is Rust installed (https://rustup.rs)?",
+                options.cargo.display()
+            )
+        })?;
     if finished.timed_out() {
         bail!(
             "cargo did not finish building within {} s",
@@ -348,6 +352,23 @@ fn judge(
             )
         }
     };
+    let listed: Vec<&str> = report.stage_ids();
+    if listed
+        != instance
+            .stage_ids
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+        || report.template != instance.template
+    {
+        return (
+            Some(format!(
+                "the report of template `{}` lists the stages {listed:?}, and checks.rs has {:?}\n{reproduce}",
+                report.template, instance.stage_ids
+            )),
+            "wrong stages".to_owned(),
+        );
+    }
     let first = report.first_failure();
     let said = |stage: &bughunt_kit::report::StageReport| {
         format!(
@@ -509,6 +530,7 @@ mod tests {
             package: "t--broken".into(),
             checker: Checker::Sim,
             expect,
+            stage_ids: vec!["a".into(), "b".into()],
             lib_rs: String::new(),
             checks_rs: String::new(),
         }
@@ -534,20 +556,35 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             elapsed: Duration::ZERO,
+            dropped_bytes: 0,
         }
     }
 
     fn judged(expect: Expect, stages: Vec<StageReport>, code: i32) -> Option<String> {
+        let ids = stages.iter().map(|stage| stage.id.clone()).collect();
+        judged_against(expect, ids, stages, code)
+    }
+
+    fn judged_against(
+        expect: Expect,
+        stage_ids: Vec<String>,
+        stages: Vec<StageReport>,
+        code: i32,
+    ) -> Option<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
         let report = CheckReport {
             format: REPORT_FORMAT,
             template: "t".into(),
+            nonce: String::new(),
             stages,
         };
         report.write_to(&path).unwrap();
         judge(
-            &instance(expect),
+            &Instance {
+                stage_ids,
+                ..instance(expect)
+            },
             &finished(code),
             &path,
             &options_in(dir.path()),
@@ -563,6 +600,18 @@ mod tests {
             cargo: PathBuf::from("cargo"),
             seeds: 0,
         }
+    }
+
+    /// A report that lists other stages than checks.rs has does not hold, whatever it says.
+    #[test]
+    fn a_report_with_other_stages_does_not_hold() {
+        let problem = judged_against(
+            Expect::Passes,
+            vec!["a".into(), "b".into()],
+            vec![stage("a", Status::Passed), stage("c", Status::Passed)],
+            0,
+        );
+        assert!(problem.unwrap().contains("lists the stages"));
     }
 
     /// A broken form whose checks all pass is caught: the checks cannot see the bug.

@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::invariant::{self, Violation};
-use crate::report::{CheckReport, StageReport, Status, REPORT_ENV, REPORT_FORMAT};
+use crate::report::{CheckReport, StageReport, Status, NONCE_ENV, REPORT_ENV, REPORT_FORMAT};
 use crate::trace::Trace;
 
 /// One stage of a scenario's checks.
@@ -119,6 +119,7 @@ fn run_stages_reporting_to(
     let mut report = CheckReport {
         format: REPORT_FORMAT,
         template: template.to_owned(),
+        nonce: std::env::var(NONCE_ENV).unwrap_or_default(),
         stages: stages
             .iter()
             .map(|stage| StageReport {

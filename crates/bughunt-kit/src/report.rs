@@ -12,6 +12,10 @@ use crate::trace::Event;
 /// The environment variable naming the report file.
 pub const REPORT_ENV: &str = "BUGHUNT_REPORT";
 
+/// The environment variable carrying a per-run nonce that the report repeats, so a reader
+/// knows the report it reads was written by the run it started.
+pub const NONCE_ENV: &str = "BUGHUNT_NONCE";
+
 /// The report format's version; readers refuse others.
 pub const REPORT_FORMAT: u32 = 1;
 
@@ -58,6 +62,9 @@ pub struct CheckReport {
     pub format: u32,
     /// The scenario template the checks belong to.
     pub template: String,
+    /// The nonce the run was given in [`NONCE_ENV`] (empty when none was).
+    #[serde(default)]
+    pub nonce: String,
     pub stages: Vec<StageReport>,
 }
 
@@ -67,6 +74,11 @@ impl CheckReport {
         self.stages
             .iter()
             .find(|stage| matches!(stage.status, Status::Failed | Status::Running))
+    }
+
+    /// The stage ids, in the order they ran.
+    pub fn stage_ids(&self) -> Vec<&str> {
+        self.stages.iter().map(|stage| stage.id.as_str()).collect()
     }
 
     /// Every stage passed.

@@ -66,6 +66,9 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Children (cargo, the checks) run in sessions of their own, out of reach of the
+    // terminal's Ctrl-C: bughunt ends them itself when it is interrupted.
+    bughunt_core::process::end_children_on_interrupt();
     match cli.color {
         ColorWhen::Auto => anstream::ColorChoice::Auto,
         ColorWhen::Always => anstream::ColorChoice::Always,

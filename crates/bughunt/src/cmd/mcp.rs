@@ -223,6 +223,9 @@ impl BughuntServer {
                 Verdict::CompileError => serde_json::json!({ "verdict": "compile-error" }),
                 Verdict::TimedOut => serde_json::json!({ "verdict": "timed-out" }),
                 Verdict::NoReport => serde_json::json!({ "verdict": "no-report" }),
+                Verdict::Untrusted(reason) => {
+                    serde_json::json!({ "verdict": "untrusted-report", "reason": reason })
+                }
             };
             Ok((
                 pages::checked(&home, &server.catalog, &checked),
