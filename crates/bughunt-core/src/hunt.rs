@@ -476,6 +476,7 @@ pub fn check(
     // The tests and manifests are bughunt's: what the learner changed there goes back first,
     // so editing or deleting a test can never make a check pass.
     home.restore_owned_files()?;
+    crate::foreign::refuse_foreign_files(home)?;
     let mut restored = Vec::new();
     let package = package_name(&state.home_id, hunt.number, &hunt.template, &hunt.site);
     let owned = [
@@ -505,12 +506,27 @@ pub fn check(
         .current_dir(&home.root)
         .env(REPORT_ENV, &report_path)
         .env(NONCE_ENV, &nonce)
+        // Nothing from the environment may stand in for the compiler or the test binary.
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC")
+        .env_remove("RUSTC")
         .args(["test", "--quiet", "-p", &package, "--test", "checks"])
         .arg(if color {
             "--color=always"
         } else {
             "--color=never"
         });
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if (name.starts_with("CARGO_TARGET_") && name.ends_with("_RUNNER"))
+            || name.starts_with("CARGO_ALIAS_")
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
     let finished = run_bounded(command, timeout).with_context(|| {
         format!(
             "cannot run {}; is Rust installed (https://rustup.rs)?",

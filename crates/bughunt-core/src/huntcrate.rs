@@ -106,6 +106,8 @@ name = "{package}"
 version = "0.0.0"
 edition = "2021"
 publish = false
+# A build script here would run before the checks; bughunt writes none.
+build = false
 
 [lib]
 name = "hunt"

@@ -444,6 +444,46 @@ fn overlapping_checks_each_get_their_own_verdict() {
     );
 }
 
+/// Regression: a `build.rs` in a hunt folder (no manifest named it, cargo picked it up) could
+/// rewrite the tests after bughunt restored them, and a `.cargo/config.toml` in the home
+/// could swap the test runner. `check` now refuses both, naming the file, and the manifests
+/// say `build = false`.
+#[test]
+fn files_cargo_reads_that_bughunt_did_not_write_are_refused() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "message-loss"]);
+    let state = state(&home);
+    let key = state["current"].as_str().unwrap().to_owned();
+    let hunt = home.join(state["hunts"][&key]["dir"].as_str().unwrap());
+    assert!(std::fs::read_to_string(hunt.join("Cargo.toml"))
+        .unwrap()
+        .contains("build = false"));
+    std::fs::write(hunt.join("build.rs"), "fn main() {}\n").unwrap();
+    let refused = run(&home, &["check"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("build.rs can change how cargo"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::remove_file(hunt.join("build.rs")).unwrap();
+    std::fs::create_dir_all(home.join(".cargo")).unwrap();
+    std::fs::write(
+        home.join(".cargo/config.toml"),
+        "[target.x86_64-unknown-linux-gnu]\nrunner = \"true\"\n",
+    )
+    .unwrap();
+    let refused = run(&home, &["check"]);
+    assert_eq!(refused.code, Some(2));
+    assert!(
+        refused.stderr.contains(".cargo/config.toml"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains(".off"), "{}", refused.stderr);
+}
+
 /// A corrupted state file gives one line naming the file and the way back, exit 2, and is
 /// left as it was.
 #[test]
