@@ -54,6 +54,7 @@ impl Home {
                     root: dir.to_owned(),
                 });
             }
+            only_a_backup(dir)?;
         }
         bail!(NOT_IN_HOME)
     }
@@ -207,11 +208,28 @@ const MCP_JSON: &str = r#"{
 
 const WARMUP_TEST: &str = "#[test]\nfn warm() {}\n";
 
+/// A home whose state file is gone but whose backup is there: an error that says how to
+/// bring it back (nothing is restored behind the learner's back).
+fn only_a_backup(dir: &Path) -> Result<()> {
+    let state = dir.join(".bughunt/state.json");
+    let backup = dir.join(".bughunt/state.json.bak");
+    if !state.exists() && backup.is_file() {
+        bail!(
+            "{} is a bughunt home whose state file is missing, and its backup is there: restore it with `cp {} {}`, then run the command again",
+            dir.display(),
+            backup.display(),
+            state.display()
+        );
+    }
+    Ok(())
+}
+
 /// Why a folder cannot become a home.
 fn check_target(dir: &Path) -> Result<bool> {
     if dir.join(".bughunt/state.json").is_file() {
         return Ok(true);
     }
+    only_a_backup(dir)?;
     if dir.exists() {
         let mut entries =
             std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -236,17 +254,17 @@ pub struct Initialized {
 /// dependency the checks use.
 pub fn init(dir: &Path, prebuild: bool, cargo: &Path) -> Result<Initialized> {
     let existed = check_target(dir)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs_err::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let root = dir.canonicalize()?;
     let home = Home { root: root.clone() };
-    std::fs::create_dir_all(root.join("hunts"))?;
-    std::fs::create_dir_all(root.join("memory-bank"))?;
-    std::fs::create_dir_all(home.reports_dir())?;
+    fs_err::create_dir_all(root.join("hunts"))?;
+    fs_err::create_dir_all(root.join("memory-bank"))?;
+    fs_err::create_dir_all(home.reports_dir())?;
     home.restore_owned_files()?;
     let write_new = |name: &str, contents: &str| -> Result<()> {
         let path = root.join(name);
         if !path.exists() {
-            std::fs::write(&path, contents)
+            fs_err::write(&path, contents)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(())
@@ -255,8 +273,8 @@ pub fn init(dir: &Path, prebuild: bool, cargo: &Path) -> Result<Initialized> {
     write_new("rust-analyzer.toml", RUST_ANALYZER_TOML)?;
     write_new(".gitignore", GITIGNORE)?;
     write_new("README.md", HOME_README)?;
-    std::fs::create_dir_all(root.join(".github/agents"))?;
-    std::fs::create_dir_all(root.join(".vscode"))?;
+    fs_err::create_dir_all(root.join(".github/agents"))?;
+    fs_err::create_dir_all(root.join(".vscode"))?;
     write_new(".github/agents/bughunt.agent.md", AGENT_FILE)?;
     write_new(".vscode/mcp.json", VSCODE_MCP_JSON)?;
     write_new(".mcp.json", MCP_JSON)?;
@@ -267,7 +285,7 @@ pub fn init(dir: &Path, prebuild: bool, cargo: &Path) -> Result<Initialized> {
             &format!("warmup-{}", checker.name()),
             checker,
             Home::KITS_FROM_HUNT,
-            &warmup_lib(checker),
+            Some(&warmup_lib(checker)),
             WARMUP_TEST,
         )?;
     }

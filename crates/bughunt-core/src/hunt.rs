@@ -142,16 +142,19 @@ fn write_hunt_crate(
     catalog: &Catalog,
     pick: Pick,
     hunt: &HuntState,
-    lib_rs: Option<String>,
+    keep_lib: bool,
 ) -> Result<()> {
     let dir = home.root.join(&hunt.dir);
-    let lib_rs = lib_rs.unwrap_or_else(|| starting_code(catalog, pick, hunt.seed));
+    // The learner's file is never rewritten here if it exists and is to be kept, whatever
+    // its bytes (not even UTF-8 is required of it).
+    let lib_rs = (!keep_lib || !dir.join("src/lib.rs").exists())
+        .then(|| starting_code(catalog, pick, hunt.seed));
     huntcrate::write_crate(
         &dir,
         &package_name(home_id, hunt.number, pick.template.id(), &pick.site.id),
         pick.template.meta.checker,
         Home::KITS_FROM_HUNT,
-        &lib_rs,
+        lib_rs.as_deref(),
         &pick.template.checks_for(hunt.seed),
     )
     .with_context(|| format!("cannot write the hunt in {}", dir.display()))
@@ -246,68 +249,73 @@ fn begin(
 ) -> Result<Started> {
     let key = pick.key();
     home.restore_owned_files()?;
-    home.state_file().update(|state| {
-        let home_id = state.home_id.clone();
-        let existing = state.hunts.get(&key).cloned();
-        let outcome = match existing {
-            Some(hunt) if !fresh && seed.is_none_or(|s| s == hunt.seed) => {
-                // Missing files come back; the learner's own file is never touched.
-                let lib_file = home.root.join(lib_path(&hunt));
-                let current = std::fs::read_to_string(&lib_file).ok();
-                write_hunt_crate(home, &home_id, catalog, pick, &hunt, current)?;
-                Started::Resumed {
-                    key: key.clone(),
-                    lib: lib_path(&hunt),
-                    seed: hunt.seed,
+    home.state_file().update_then(
+        |state| {
+            let home_id = state.home_id.clone();
+            let existing = state.hunts.get(&key).cloned();
+            let outcome = match existing {
+                Some(hunt) if !fresh && seed.is_none_or(|s| s == hunt.seed) => {
+                    // Missing files come back; the learner's own file is never touched.
+                    write_hunt_crate(home, &home_id, catalog, pick, &hunt, true)?;
+                    Started::Resumed {
+                        key: key.clone(),
+                        lib: lib_path(&hunt),
+                        seed: hunt.seed,
+                    }
                 }
-            }
-            Some(hunt) => {
-                let saved = save_attempt(home, &key, &home.root.join(lib_path(&hunt)))?;
-                let entry = state.hunts.get_mut(&key).expect("the hunt exists");
-                entry.seed = seed.unwrap_or(hunt.seed);
-                entry.hints_revealed = 1;
-                entry.last_failed_stage = None;
-                write_hunt_crate(home, &home_id, catalog, pick, entry, None)?;
-                Started::Restarted {
-                    key: key.clone(),
-                    lib: lib_path(&hunt),
-                    seed: entry.seed,
-                    saved,
+                Some(hunt) => {
+                    let saved = save_attempt(home, &key, &home.root.join(lib_path(&hunt)))?;
+                    let entry = state.hunts.get_mut(&key).expect("the hunt exists");
+                    entry.seed = seed.unwrap_or(hunt.seed);
+                    entry.hints_revealed = 1;
+                    entry.last_failed_stage = None;
+                    write_hunt_crate(home, &home_id, catalog, pick, entry, false)?;
+                    Started::Restarted {
+                        key: key.clone(),
+                        lib: lib_path(&hunt),
+                        seed: entry.seed,
+                        saved,
+                    }
                 }
-            }
-            None => {
-                let number = state.hunts.values().map(|h| h.number).max().unwrap_or(0) + 1;
-                let hunt = HuntState {
-                    template: pick.template.id().to_owned(),
-                    site: pick.site.id.clone(),
-                    seed: seed.unwrap_or_else(fresh_seed),
-                    number,
-                    dir: format!("hunts/{number:02}-{}-{}", pick.template.id(), pick.site.id),
-                    hints_revealed: 1,
-                    checks_run: 0,
-                    passed: false,
-                    revealed: false,
-                    last_failed_stage: None,
-                    started_unix: now_unix(),
-                    passed_unix: None,
-                };
-                write_hunt_crate(home, &home_id, catalog, pick, &hunt, None)?;
-                home.restore_owned_files()?;
-                let lib = lib_path(&hunt);
-                let seed = hunt.seed;
-                state.hunts.insert(key.clone(), hunt);
-                Started::New {
-                    key: key.clone(),
-                    lib,
-                    seed,
-                    reason,
+                None => {
+                    let number = state.hunts.values().map(|h| h.number).max().unwrap_or(0) + 1;
+                    let hunt = HuntState {
+                        template: pick.template.id().to_owned(),
+                        site: pick.site.id.clone(),
+                        seed: seed.unwrap_or_else(fresh_seed),
+                        number,
+                        dir: format!("hunts/{number:02}-{}-{}", pick.template.id(), pick.site.id),
+                        hints_revealed: 1,
+                        checks_run: 0,
+                        passed: false,
+                        revealed: false,
+                        last_failed_stage: None,
+                        started_unix: now_unix(),
+                        passed_unix: None,
+                    };
+                    // A folder of that name left from an earlier home keeps its file's bytes.
+                    let lib_file = home.root.join(lib_path(&hunt));
+                    if lib_file.exists() {
+                        save_attempt(home, &key, &lib_file)?;
+                    }
+                    write_hunt_crate(home, &home_id, catalog, pick, &hunt, false)?;
+                    home.restore_owned_files()?;
+                    let lib = lib_path(&hunt);
+                    let seed = hunt.seed;
+                    state.hunts.insert(key.clone(), hunt);
+                    Started::New {
+                        key: key.clone(),
+                        lib,
+                        seed,
+                        reason,
+                    }
                 }
-            }
-        };
-        state.current = Some(key.clone());
-        sync_memory_bank(home, catalog, state)?;
-        Ok(outcome)
-    })
+            };
+            state.current = Some(key.clone());
+            Ok(outcome)
+        },
+        |state| sync_memory_bank(home, catalog, state),
+    )
 }
 
 /// Keeps the learner's file before a restart: `.bughunt/attempts/<template>-<site>/lib-<n>.rs`.
@@ -316,14 +324,14 @@ fn save_attempt(home: &Home, key: &str, lib_file: &Path) -> Result<String> {
         .root
         .join(".bughunt/attempts")
         .join(key.replace('/', "-"));
-    std::fs::create_dir_all(&dir)?;
+    fs_err::create_dir_all(&dir)?;
     let taken = std::fs::read_dir(&dir)?.count();
     let saved = dir.join(format!("lib-{}.rs", taken + 1));
     if lib_file.exists() {
-        std::fs::copy(lib_file, &saved)
+        fs_err::copy(lib_file, &saved)
             .with_context(|| format!("cannot keep a copy of {}", lib_file.display()))?;
     } else {
-        std::fs::write(
+        fs_err::write(
             &saved,
             "// (the file was missing when the hunt was restarted)\n",
         )?;
@@ -500,7 +508,7 @@ pub fn check(
     let report_path = home
         .reports_dir()
         .join(format!("{report_name}.{nonce}.json"));
-    std::fs::create_dir_all(home.reports_dir())?;
+    fs_err::create_dir_all(home.reports_dir())?;
     let mut command = Command::new(cargo);
     command
         .current_dir(&home.root)
@@ -535,11 +543,11 @@ pub fn check(
     })?;
     let report = CheckReport::read_from(&report_path).ok();
     // The last run's report stays as `<hunt>.json` for whoever wants to read it.
-    let _ = std::fs::rename(
+    let _ = fs_err::rename(
         &report_path,
         home.reports_dir().join(format!("{report_name}.json")),
     );
-    let _ = std::fs::remove_file(report_path.with_extension("json.tmp"));
+    let _ = fs_err::remove_file(report_path.with_extension("json.tmp"));
     let untrusted = report
         .as_ref()
         .and_then(|report| untrusted_report(report, pick.template, &nonce));
@@ -560,34 +568,36 @@ pub fn check(
     };
 
     let category = pick.template.meta.category.clone();
-    let (first_pass, hints_left, completed_category) = home.state_file().update(|state| {
-        let category_done = |state: &State| {
-            select::curriculum(catalog)
-                .iter()
-                .filter(|p| p.template.meta.category == category)
-                .all(|p| select::solved(state, &p.key()))
-        };
-        let done_before = category_done(state);
-        let hunt = state
-            .hunts
-            .get_mut(&key)
-            .context("the current hunt vanished from the state")?;
-        hunt.checks_run += 1;
-        let first_pass = verdict == Verdict::Passed && !hunt.passed;
-        match &verdict {
-            Verdict::Passed => {
-                hunt.passed = true;
-                hunt.passed_unix.get_or_insert(now_unix());
-                hunt.last_failed_stage = None;
+    let (first_pass, hints_left, completed_category) = home.state_file().update_then(
+        |state| {
+            let category_done = |state: &State| {
+                select::curriculum(catalog)
+                    .iter()
+                    .filter(|p| p.template.meta.category == category)
+                    .all(|p| select::solved(state, &p.key()))
+            };
+            let done_before = category_done(state);
+            let hunt = state
+                .hunts
+                .get_mut(&key)
+                .context("the current hunt vanished from the state")?;
+            hunt.checks_run += 1;
+            let first_pass = verdict == Verdict::Passed && !hunt.passed;
+            match &verdict {
+                Verdict::Passed => {
+                    hunt.passed = true;
+                    hunt.passed_unix.get_or_insert(now_unix());
+                    hunt.last_failed_stage = None;
+                }
+                Verdict::Failed(stage) => hunt.last_failed_stage = Some(stage.clone()),
+                _ => {}
             }
-            Verdict::Failed(stage) => hunt.last_failed_stage = Some(stage.clone()),
-            _ => {}
-        }
-        let hints_left = HINT_LEVELS.saturating_sub(hunt.hints_revealed);
-        let completed = (!done_before && category_done(state)).then(|| category.clone());
-        sync_memory_bank(home, catalog, state)?;
-        Ok((first_pass, hints_left, completed))
-    })?;
+            let hints_left = HINT_LEVELS.saturating_sub(hunt.hints_revealed);
+            let completed = (!done_before && category_done(state)).then(|| category.clone());
+            Ok((first_pass, hints_left, completed))
+        },
+        |state| sync_memory_bank(home, catalog, state),
+    )?;
 
     Ok(Checked {
         key,
@@ -607,12 +617,15 @@ pub fn check(
 pub fn reveal(home: &Home, catalog: &Catalog) -> Result<(HuntState, String)> {
     let (_, hunt, pick) = current(home, catalog)?;
     let key = pick.key();
-    home.state_file().update(|state| {
-        if let Some(hunt) = state.hunts.get_mut(&key) {
-            hunt.revealed = true;
-        }
-        sync_memory_bank(home, catalog, state)
-    })?;
+    home.state_file().update_then(
+        |state| {
+            if let Some(hunt) = state.hunts.get_mut(&key) {
+                hunt.revealed = true;
+            }
+            Ok(())
+        },
+        |state| sync_memory_bank(home, catalog, state),
+    )?;
     Ok((hunt.clone(), pick.template.fixed_rs(hunt.seed)))
 }
 

@@ -26,13 +26,13 @@ pub const TOKIO_DEPENDENCY: &str =
 
 /// Writes `contents` to `path` unless it already holds exactly that. True if it wrote.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> io::Result<bool> {
-    if std::fs::read(path).ok().as_deref() == Some(contents) {
+    if fs_err::read(path).ok().as_deref() == Some(contents) {
         return Ok(false);
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        fs_err::create_dir_all(parent)?;
     }
-    std::fs::write(path, contents)?;
+    fs_err::write(path, contents)?;
     Ok(true)
 }
 
@@ -126,20 +126,22 @@ bughunt-kit = {{ package = "{kit_package}", path = "{kits}/kit-{checker}" }}
     )
 }
 
-/// Writes one hunt crate into `dir`.
+/// Writes one hunt crate into `dir`; with `lib_rs` None, `src/lib.rs` is left as it is.
 pub fn write_crate(
     dir: &Path,
     package: &str,
     checker: Checker,
     kit_path: &str,
-    lib_rs: &str,
+    lib_rs: Option<&str>,
     checks_rs: &str,
 ) -> io::Result<()> {
     write_if_changed(
         &dir.join("Cargo.toml"),
         manifest(package, checker, kit_path).as_bytes(),
     )?;
-    write_if_changed(&dir.join("src/lib.rs"), lib_rs.as_bytes())?;
+    if let Some(lib_rs) = lib_rs {
+        write_if_changed(&dir.join("src/lib.rs"), lib_rs.as_bytes())?;
+    }
     write_if_changed(&dir.join("tests/checks.rs"), checks_rs.as_bytes())?;
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod demo;
 pub mod demos;
 pub mod diagram;
+pub mod files;
 pub mod foreign;
 pub mod generate;
 pub mod home;

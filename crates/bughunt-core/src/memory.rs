@@ -14,7 +14,6 @@
 //!
 //! Every write is a whole new file renamed over the old one, so a crash never leaves half.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -41,18 +40,8 @@ fn memory_dir(home: &Home) -> PathBuf {
     home.root.join("memory-bank")
 }
 
-/// Writes `contents` to `path` through a temporary file in the same folder and a rename.
 fn replace_file(path: &Path, contents: &str) -> Result<()> {
-    let dir = path.parent().context("a file in a folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut temporary = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    temporary.write_all(contents.as_bytes())?;
-    temporary.as_file().sync_all()?;
-    temporary
-        .persist(path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+    crate::files::replace_file(path, contents.as_bytes())
 }
 
 /// The category lines of the progress block: started categories, ✅ when every bug site is
@@ -148,7 +137,7 @@ pub fn with_block(existing: &str, block: &str) -> Option<String> {
 /// progress is safe in the state) when the learner's markers are damaged.
 pub fn write_progress(home: &Home, catalog: &Catalog, state: &State) -> Result<Option<String>> {
     let path = memory_dir(home).join("activeContext.md");
-    let existing = match std::fs::read_to_string(&path) {
+    let existing = match fs_err::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             "# Active Context\n\n".to_owned()
@@ -161,6 +150,12 @@ pub fn write_progress(home: &Home, catalog: &Catalog, state: &State) -> Result<O
         Some(updated) => {
             replace_file(&path, &updated)?;
             Ok(None)
+        }
+        None if existing.contains(PROGRESS_START) && existing.contains(PROGRESS_END) => {
+            Ok(Some(format!(
+                "{} has bughunt's two progress markers in the wrong order (the end before the start), so the progress block was not updated; put the start marker first (or delete both) and bughunt writes it again",
+                home.relative(&path)
+            )))
         }
         None => Ok(Some(format!(
             "{} has only one of bughunt's two progress markers, so the progress block was not updated; put both back (or delete both) and bughunt writes it again",
@@ -258,7 +253,7 @@ pub fn add_pattern(home: &Home, template: &Template) -> Result<PatternAdded> {
     };
     let path = memory_dir(home).join("systemPatterns.md");
     let shown = home.relative(&path);
-    let existing = match std::fs::read_to_string(&path) {
+    let existing = match fs_err::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             "# System Patterns\n".to_owned()

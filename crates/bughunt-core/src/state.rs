@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -89,6 +88,51 @@ impl State {
     }
 }
 
+impl State {
+    /// Every field within its range: a hand-edited state that is out of range is refused on
+    /// load with the field named, instead of making a later command panic or write outside
+    /// the home.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        for (key, hunt) in &self.hunts {
+            let field = |name: &str| format!("field `hunts.{key}.{name}`");
+            if !(1..=3).contains(&hunt.hints_revealed) {
+                return Err(format!(
+                    "{} is {}, and counts the hint levels seen: 1 to 3",
+                    field("hints_revealed"),
+                    hunt.hints_revealed
+                ));
+            }
+            if *key != instance_key(&hunt.template, &hunt.site) {
+                return Err(format!(
+                    "the hunt `{key}` says template `{}` and site `{}`: its key must be `template/site`",
+                    hunt.template, hunt.site
+                ));
+            }
+            let dir = Path::new(&hunt.dir);
+            let inside = dir.starts_with("hunts")
+                && dir.components().count() == 2
+                && dir
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(format!(
+                    "{} is `{}`, and must be a folder `hunts/<name>` inside the home",
+                    field("dir"),
+                    hunt.dir
+                ));
+            }
+        }
+        if let Some(current) = &self.current {
+            if !self.hunts.contains_key(current) {
+                return Err(format!(
+                    "field `current` names `{current}`, which is not one of the hunts"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         Self::new()
@@ -133,7 +177,7 @@ impl StateFile {
     /// Reads the state. Malformed or newer-format files are errors that say what to do.
     pub fn load(&self) -> Result<State> {
         let path = self.path();
-        let text = std::fs::read_to_string(&path)
+        let text = fs_err::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let state: State = serde_json::from_str(&text).map_err(|error| {
             anyhow::anyhow!(
@@ -143,6 +187,14 @@ impl StateFile {
                 path.display()
             )
         })?;
+        if let Err(problem) = state.check() {
+            bail!(
+                "{}: {problem}; fix the field by hand, or restore the previous state with `cp {} {}`",
+                path.display(),
+                self.backup_path().display(),
+                path.display()
+            );
+        }
         if state.format != STATE_FORMAT {
             bail!(
                 "{} has state format {}, and this bughunt reads format {STATE_FORMAT}; use the bughunt that made this home (version {})",
@@ -156,17 +208,32 @@ impl StateFile {
 
     /// Writes the first state of a new home (no lock needed: nobody else knows the home yet).
     pub fn create(&self, state: &State) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        fs_err::create_dir_all(&self.dir)?;
         self.write(state)
     }
 
     /// Changes the state: lock, read, apply `change`, write atomically, unlock. Returns what
     /// `change` returned.
     pub fn update<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        self.update_then(change, |_| Ok(()))
+    }
+
+    /// [`StateFile::update`], then `then` with the state as written, still under the lock:
+    /// what is derived from the state (the memory bank's progress block) is written after
+    /// it and from it, so a kill between the two leaves the state ahead, never behind.
+    pub fn update_then<T>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T>,
+        then: impl FnOnce(&State) -> Result<()>,
+    ) -> Result<T> {
         let _lock = self.lock()?;
         let mut state = self.load()?;
         let result = change(&mut state)?;
+        state.check().map_err(|problem| {
+            anyhow::anyhow!("bughunt made a state it cannot keep ({problem}); nothing was written")
+        })?;
         self.write(&state)?;
+        then(&state)?;
         Ok(result)
     }
 
@@ -192,24 +259,18 @@ impl StateFile {
         }
     }
 
+    /// Writes the state (under the lock, or for a new home): the state it replaces becomes
+    /// the backup, itself replaced atomically, and what an interrupted write left is cleaned.
     fn write(&self, state: &State) -> Result<()> {
         let path = self.path();
-        if path.exists() {
-            std::fs::copy(&path, self.backup_path())
+        crate::files::clean_stale_temporaries(&self.dir);
+        if let Ok(previous) = std::fs::read(&path) {
+            crate::files::replace_file(&self.backup_path(), &previous)
                 .with_context(|| format!("cannot back up {}", path.display()))?;
         }
         let mut json = serde_json::to_vec_pretty(state)?;
         json.push(b'\n');
-        let mut temporary = tempfile::NamedTempFile::new_in(&self.dir)
-            .with_context(|| format!("cannot write in {}", self.dir.display()))?;
-        temporary.write_all(&json)?;
-        temporary.as_file().sync_all()?;
-        temporary
-            .persist(&path)
-            .with_context(|| format!("cannot replace {}", path.display()))?;
-        // The rename itself is durable once the folder is synced.
-        File::open(&self.dir).and_then(|dir| dir.sync_all()).ok();
-        Ok(())
+        crate::files::replace_file(&path, &json)
     }
 }
 

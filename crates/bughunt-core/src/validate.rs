@@ -183,7 +183,7 @@ struct WorkspaceLock {
 }
 
 fn lock_workspace(workspace: &Path) -> Result<WorkspaceLock> {
-    std::fs::create_dir_all(workspace).with_context(|| {
+    fs_err::create_dir_all(workspace).with_context(|| {
         format!(
             "cannot create the validation workspace {}",
             workspace.display()
@@ -223,7 +223,7 @@ fn write_workspace(workspace: &Path, instances: &[Instance]) -> Result<()> {
             &instance.package,
             instance.checker,
             "../../kits",
-            &instance.lib_rs,
+            Some(&instance.lib_rs),
             &instance.checks_rs,
         )?;
     }
@@ -432,7 +432,7 @@ pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcom
     };
     write_workspace(&options.workspace, &instances)?;
     let reports = options.workspace.join("reports");
-    std::fs::create_dir_all(&reports)?;
+    fs_err::create_dir_all(&reports)?;
 
     let bar = ProgressBar::new(instances.len() as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len} {elapsed}")
@@ -479,7 +479,7 @@ pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcom
                     ),
                     Some(Ok(executable)) => {
                         let report_path = reports.join(format!("{}.json", instance.package));
-                        let _ = std::fs::remove_file(&report_path);
+                        let _ = fs_err::remove_file(&report_path);
                         let mut command = Command::new(executable);
                         command
                             .current_dir(options.workspace.join("crates").join(&instance.package))

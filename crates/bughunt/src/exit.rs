@@ -24,6 +24,17 @@ pub type CmdResult = anyhow::Result<Exit>;
 pub fn report(result: CmdResult) -> std::process::ExitCode {
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
+        // Piped into `head` or `grep -q`, the reader may leave before we finish: that is no
+        // error of anyone's, so bughunt ends quietly.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(error) => {
             let chain: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
             let line = chain.join(": ").replace('\n', " ");

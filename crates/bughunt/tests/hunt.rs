@@ -484,6 +484,108 @@ fn files_cargo_reads_that_bughunt_did_not_write_are_refused() {
     assert!(refused.stderr.contains(".off"), "{}", refused.stderr);
 }
 
+/// Regressions from hand-edited and half-lost state: `hints_revealed` above 3 made `hint`
+/// panic; a hunt `dir` of `../x` made `start` write outside the home; with only
+/// `state.json.bak` left, every command said "not in a bughunt home". Each is now a one-line
+/// error naming the field or the backup, exit 2, and nothing is written.
+#[test]
+fn hand_edited_state_is_refused_with_the_field_named() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "message-loss"]);
+    let path = home.join(".bughunt/state.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let mut state: Value = serde_json::from_str(&good).unwrap();
+    let key = state["current"].as_str().unwrap().to_owned();
+
+    state["hunts"][&key]["hints_revealed"] = 7.into();
+    std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+    let refused = run(&home, &["hint"]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("hints_revealed` is 7"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(!refused.stderr.contains("panicked"));
+
+    state["hunts"][&key]["hints_revealed"] = 1.into();
+    state["hunts"][&key]["dir"] = "../escaped".into();
+    let edited = serde_json::to_string(&state).unwrap();
+    std::fs::write(&path, &edited).unwrap();
+    let refused = run(&home, &["start", "message-loss", "--fresh"]);
+    assert_eq!(refused.code, Some(2));
+    assert!(
+        refused.stderr.contains("inside the home"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!dir.path().join("escaped").exists());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+
+    std::fs::write(home.join(".bughunt/state.json.bak"), &good).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for args in [&["status"][..], &["init", "."][..]] {
+        let refused = run(&home, args);
+        assert_eq!(refused.code, Some(2));
+        assert!(
+            refused.stderr.contains("state.json.bak"),
+            "{}",
+            refused.stderr
+        );
+        assert!(refused.stderr.contains("cp "), "{}", refused.stderr);
+    }
+}
+
+/// Regression: a `lib.rs` that is not UTF-8 was replaced by the starting code on resume,
+/// with no copy. Resuming leaves the learner's bytes as they are.
+#[test]
+fn resume_keeps_a_file_that_is_not_utf8() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "message-loss"]);
+    let state = state(&home);
+    let key = state["current"].as_str().unwrap().to_owned();
+    let lib = home
+        .join(state["hunts"][&key]["dir"].as_str().unwrap())
+        .join("src/lib.rs");
+    let bytes = b"// caf\xe9 latin-1, not UTF-8\n".to_vec();
+    std::fs::write(&lib, &bytes).unwrap();
+    ok(&home, &["start", "duplicate-delivery"]);
+    ok(&home, &["start", "message-loss"]);
+    assert_eq!(std::fs::read(&lib).unwrap(), bytes);
+}
+
+/// `--timeout 0` is refused with the range, not silently taken as 1 s.
+#[test]
+fn a_zero_timeout_is_refused() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    ok(&home, &["start", "message-loss"]);
+    let refused = run(&home, &["check", "--timeout", "0"]);
+    assert_eq!(refused.code, Some(2));
+    assert!(refused.stderr.contains("1..=86400"), "{}", refused.stderr);
+}
+
+/// Regression: piped into a reader that leaves early (`head -c 1`), bughunt printed
+/// "Broken pipe (os error 32)". It now ends quietly.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bughunt"))
+        .args(["list"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// A corrupted state file gives one line naming the file and the way back, exit 2, and is
 /// left as it was.
 #[test]

@@ -75,7 +75,12 @@ pub fn hint() -> CmdResult {
 pub struct CheckArgs {
     /// The bound on the whole check (build and tests), in seconds; past it the checks are
     /// stopped and count as failed (a deadlock, or a task that never exits).
-    #[arg(long, value_name = "SECS", default_value_t = hunt::CHECK_TIMEOUT_DEFAULT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = hunt::CHECK_TIMEOUT_DEFAULT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
     timeout: u64,
 }
 
@@ -96,7 +101,7 @@ pub fn check(args: CheckArgs) -> CmdResult {
     let checked = hunt::check(
         &home,
         &catalog,
-        Duration::from_secs(args.timeout.max(1)),
+        Duration::from_secs(args.timeout),
         &Options::default_cargo(),
         cargo_colour(),
     )?;
