@@ -73,6 +73,20 @@ pub struct Match<'a> {
     pub score: u32,
 }
 
+/// The longest topic accepted: a topic is a few words, and matching costs time in its length.
+pub const TOPIC_CHARS_MAX: usize = 200;
+
+/// Refuses a topic too long to be one, in words that say what a topic is.
+pub fn check_topic(topic: &str) -> anyhow::Result<()> {
+    let chars = topic.chars().count();
+    if chars > TOPIC_CHARS_MAX {
+        anyhow::bail!(
+            "a topic is a few words, like \"ack\" or \"graceful shutdown\", and this one has {chars} characters (at most {TOPIC_CHARS_MAX})"
+        );
+    }
+    Ok(())
+}
+
 /// The categories whose triggers match `topic`, best first.
 pub fn matches<'a>(catalog: &'a Catalog, topic: &str) -> Vec<Match<'a>> {
     let topic = normalize(topic);

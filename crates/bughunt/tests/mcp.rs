@@ -206,3 +206,69 @@ fn an_assistant_runs_a_hunt_over_mcp() {
     let (_, _, error) = client.call("for", json!({"topic": "graceful shutdown"}));
     assert!(!error);
 }
+
+impl Client {
+    /// Writes `raw` as one line and waits (bounded) for the next line the server writes.
+    fn raw(&mut self, raw: &[u8]) -> Value {
+        self.stdin.write_all(raw).unwrap();
+        self.stdin.write_all(b"\n").unwrap();
+        self.stdin.flush().unwrap();
+        let line = self
+            .lines
+            .recv_timeout(REPLY_BOUND)
+            .unwrap_or_else(|_| panic!("no answer within {REPLY_BOUND:?}"));
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+/// Regression: a malformed line or a message without `jsonrpc` got no answer, `arguments`
+/// given as a string was answered -32601 "method not found", a 16 MB request got no answer,
+/// and an error echoed a 4 MB topic back. Each now gets its JSON-RPC error (or a bounded
+/// one), and the server goes on serving.
+#[test]
+fn malformed_requests_get_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = Client::spawn(dir.path());
+    client.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}),
+    );
+    client.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+
+    let answer = client.raw(b"{this is not json");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    let answer = client.raw(br#"{"id": 7, "method": "tools/list"}"#);
+    assert_eq!(
+        (answer["error"]["code"].clone(), answer["id"].clone()),
+        (json!(-32600), json!(7))
+    );
+    let answer = client.raw(
+        br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"for","arguments":"{\"topic\":\"ack\"}"}}"#,
+    );
+    assert_eq!(
+        (answer["error"]["code"].clone(), answer["id"].clone()),
+        (json!(-32602), json!(8))
+    );
+    let mut huge = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"for","arguments":{"topic":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 16 * 1024 * 1024));
+    huge.extend_from_slice(br#""}}}"#);
+    let answer = client.raw(&huge);
+    assert_eq!(
+        answer["error"]["code"], -32600,
+        "a 16 MB request is refused"
+    );
+
+    let topic = "q".repeat(3 * 1024 * 1024);
+    let (text, _, is_error) = client.call("for", json!({ "topic": topic }));
+    assert!(
+        is_error && text.contains("a topic is a few words"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert!(text.len() < 10_000, "the error echoed {} bytes", text.len());
+    let (text, _, is_error) = client.call("list", json!({}));
+    assert!(
+        !is_error && text.contains("visibility-timeout"),
+        "still serving: {text}"
+    );
+}

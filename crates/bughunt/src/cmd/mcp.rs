@@ -87,10 +87,25 @@ fn reply(result: anyhow::Result<(String, Option<Value>)>) -> Result<CallToolResu
             let chain: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
             CallToolResult::error(vec![ContentBlock::text(format!(
                 "bughunt: {}",
-                chain.join(": ")
+                bounded(&chain.join(": "))
             ))])
         }
     })
+}
+
+/// The most characters of an error a tool sends back: an error may quote what it was given,
+/// and a client that sent megabytes must not get them echoed.
+const ERROR_CHARS_MAX: usize = 2_000;
+
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(ERROR_CHARS_MAX) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!(
+            "{}… ({} more characters not shown)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+    }
 }
 
 impl BughuntServer {
@@ -317,6 +332,7 @@ impl BughuntServer {
         Parameters(args): Parameters<ForArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         self.blocking(move |server| {
+            topics::check_topic(&args.topic)?;
             let found = topics::matches(&server.catalog, &args.topic);
             if found.is_empty() {
                 anyhow::bail!(
@@ -359,8 +375,9 @@ pub fn run() -> CmdResult {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let gated = super::mcp_gate::start(tokio::io::stdin(), tokio::io::stdout());
         let service = server
-            .serve(rmcp::transport::stdio())
+            .serve((gated.reader, gated.writer))
             .await
             .map_err(|error| anyhow::anyhow!("could not start the MCP server: {error}"))?;
         service

@@ -6,6 +6,7 @@ pub mod hunt;
 pub mod init;
 pub mod list;
 pub mod mcp;
+pub mod mcp_gate;
 pub mod session;
 pub mod topics;
 

@@ -16,6 +16,7 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     let catalog = super::catalog()?;
     let topic = args.topic.join(" ");
+    topics::check_topic(&topic)?;
     let found = topics::matches(&catalog, &topic);
     if found.is_empty() {
         bail!(
