@@ -383,67 +383,6 @@ fn concurrent_checks_leave_a_valid_state() {
     assert_eq!(state["hunts"][&key]["checks_run"], 2);
 }
 
-/// Regression: all checks of a hunt shared one report file, which each deleted and read
-/// back, so when 2-4 ran at once a correct fix was told "bug still there" or "stopped before
-/// reporting" (21 of 70). Each run now has its own report, bound to it by a nonce: four
-/// checks at once of a correct fix all pass, round after round, and of a broken one all fail.
-#[test]
-fn overlapping_checks_each_get_their_own_verdict() {
-    let dir = new_home(false);
-    let home = home_of(&dir);
-    ok(&home, &["start", "message-loss"]);
-    let state = state(&home);
-    let key = state["current"].as_str().unwrap().to_owned();
-    let lib = home
-        .join(state["hunts"][&key]["dir"].as_str().unwrap())
-        .join("src/lib.rs");
-    let broken = std::fs::read(&lib).unwrap();
-    run(&home, &["check"]); // builds the crate once (and fails: the code is broken)
-    let checks_at_once = |expected: i32| {
-        let children: Vec<std::process::Child> = (0..4)
-            .map(|_| {
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("bughunt"))
-                    .current_dir(&home)
-                    .env("CARGO_TARGET_DIR", shared_target())
-                    .env("NO_COLOR", "1")
-                    .args(["check", "--timeout", "600"])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            assert_eq!(
-                output.status.code(),
-                Some(expected),
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-    };
-    let fixed = ok(&home, &["reveal", "--raw"]);
-    std::fs::write(&lib, fixed).unwrap();
-    for _ in 0..3 {
-        checks_at_once(0);
-    }
-    std::fs::write(&lib, broken).unwrap();
-    for _ in 0..2 {
-        checks_at_once(1);
-    }
-    let reports: Vec<String> = std::fs::read_dir(home.join(".bughunt/reports"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        reports.len(),
-        1,
-        "one last report is kept, no stray run files: {reports:?}"
-    );
-}
-
 /// Regression: a `build.rs` in a hunt folder (no manifest named it, cargo picked it up) could
 /// rewrite the tests after bughunt restored them, and a `.cargo/config.toml` in the home
 /// could swap the test runner. `check` now refuses both, naming the file, and the manifests
