@@ -332,6 +332,28 @@ mod tests {
         );
     }
 
+    /// Regression: markers in the wrong order were reported as "only one marker". The
+    /// warning now says which it is, and the file is left alone either way.
+    #[test]
+    fn reversed_markers_are_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: dir.path().to_owned(),
+        };
+        let catalog = Catalog::embedded().unwrap();
+        let state = State::new();
+        let path = dir.path().join("memory-bank/activeContext.md");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let reversed = format!("notes\n{PROGRESS_END}\n{PROGRESS_START}\n");
+        std::fs::write(&path, &reversed).unwrap();
+        let warning = write_progress(&home, &catalog, &state).unwrap().unwrap();
+        assert!(warning.contains("wrong order"), "{warning}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), reversed);
+        std::fs::write(&path, format!("notes\n{PROGRESS_START}\n")).unwrap();
+        let warning = write_progress(&home, &catalog, &state).unwrap().unwrap();
+        assert!(warning.contains("only one"), "{warning}");
+    }
+
     /// Answers split on `---` lines; anything but three non-empty answers is refused.
     #[test]
     fn answers_file() {
