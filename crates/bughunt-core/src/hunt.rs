@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use bughunt_kit::report::{CheckReport, NONCE_ENV, REPORT_ENV};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, SiteToml, Template};
+use crate::catalog::{Catalog, Checker, SiteToml, Template};
 use crate::home::Home;
 use crate::huntcrate;
 use crate::process::run_bounded;
@@ -86,6 +86,18 @@ pub fn bug_hunt_header(
         "",
         "Fix the bug in this file, then run `bughunt check`. `bughunt hint` shows the next hint.",
     ));
+    if let Some(checker) = match template.meta.checker {
+        Checker::Shuttle => Some("shuttle"),
+        Checker::Loom => Some("loom"),
+        _ => None,
+    } {
+        out.push_str(&comment_wrapped(
+            "",
+            &format!(
+                "Locks, atomics and threads come from `bughunt_kit::sync` and `bughunt_kit::thread` (std's API): the checks run this file under {checker}, which explores their schedules and sees nothing else, so a check refuses std's."
+            ),
+        ));
+    }
     out.push('\n');
     out
 }
