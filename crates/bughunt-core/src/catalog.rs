@@ -248,7 +248,24 @@ pub struct CategoryToml {
     /// What a learner may be implementing when this category's bugs matter ("ack",
     /// "consumer groups"): `bughunt for TOPIC` matches against these.
     pub triggers: Vec<String>,
+    /// Where the category stands in the brief's eight weeks, when it is one of its twelve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curriculum: Option<CurriculumPlace>,
 }
+
+/// One of the brief's twelve categories: its place and its weeks. A category folder with no
+/// template yet is shown as coming, never as done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurriculumPlace {
+    /// Its place in the brief's list, 1 to 12.
+    pub order: u8,
+    /// The weeks it is taught in, 1 to 8.
+    pub weeks: Vec<u8>,
+}
+
+/// How many categories the brief's curriculum has.
+pub const CURRICULUM_CATEGORIES: u8 = 12;
 
 /// The ids of the stages a template's checks run, in order: the kit's own first stage under a
 /// schedule checker, then each `Stage { id: "..." }` of checks.rs as it appears there.
@@ -423,6 +440,30 @@ impl Catalog {
                     "field `triggers`: needs at least one non-empty topic",
                 ));
             }
+            if let Some(place) = &meta.curriculum {
+                let weeks_ok =
+                    !place.weeks.is_empty() && place.weeks.iter().all(|w| (1..=8).contains(w));
+                if !(1..=CURRICULUM_CATEGORIES).contains(&place.order) || !weeks_ok {
+                    return Err(error(
+                        &category_file,
+                        format!(
+                            "field `curriculum`: `order` is 1 to {CURRICULUM_CATEGORIES} and `weeks` lists weeks 1 to 8"
+                        ),
+                    ));
+                }
+                let taken = categories.values().find(|c: &&Category| {
+                    c.meta.curriculum.as_ref().map(|p| p.order) == Some(place.order)
+                });
+                if let Some(other) = taken {
+                    return Err(error(
+                        &category_file,
+                        format!(
+                            "field `curriculum.order`: {} is also the place of `{}`",
+                            place.order, other.id
+                        ),
+                    ));
+                }
+            }
             categories.insert(
                 category_id.clone(),
                 Category {
@@ -484,6 +525,11 @@ impl Catalog {
                 return Err(UnknownName {
                     name: name.clone(),
                     nearest: self.nearest(name),
+                    coming: self
+                        .categories
+                        .get(name)
+                        .and_then(|c| c.meta.curriculum.as_ref())
+                        .map(|place| place.weeks.clone()),
                 });
             }
             for template in found {
@@ -501,7 +547,7 @@ impl Catalog {
             .templates
             .iter()
             .map(|t| t.meta.id.clone())
-            .chain(self.categories.keys().cloned())
+            .chain(self.templates.iter().map(|t| t.meta.category.clone()))
             .collect();
         names.sort();
         names.dedup();
@@ -524,12 +570,24 @@ impl Catalog {
     }
 }
 
-/// A name that is neither a template nor a category.
+/// A name that is neither a template nor a category with hunts.
 #[derive(Debug, thiserror::Error)]
-#[error("no template or category named `{name}`{}", suggestion(.nearest))]
+#[error("{}", unknown_name(.name, .nearest, .coming.as_ref()))]
 pub struct UnknownName {
     pub name: String,
     pub nearest: Vec<String>,
+    /// The weeks of a curriculum category that has no hunt yet, when `name` is one.
+    pub coming: Option<Vec<u8>>,
+}
+
+fn unknown_name(name: &str, nearest: &[String], coming: Option<&Vec<u8>>) -> String {
+    match coming {
+        Some(weeks) => format!(
+            "`{name}` is a category of the curriculum (weeks {}) with no hunt yet; `bughunt list` shows the hunts there are, `bughunt status` what is coming",
+            weeks.iter().map(u8::to_string).collect::<Vec<_>>().join("-")
+        ),
+        None => format!("no template or category named `{name}`{}", suggestion(nearest)),
+    }
 }
 
 fn suggestion(nearest: &[String]) -> String {

@@ -708,17 +708,8 @@ pub struct CurrentStatus {
     pub revealed: bool,
 }
 
-#[derive(Debug, Serialize)]
-pub struct CategoryStatus {
-    pub id: String,
-    pub title: String,
-    /// Bug sites solved.
-    pub done: usize,
-    /// Bug sites in the category.
-    pub total: usize,
-    /// Bug sites started.
-    pub started: usize,
-}
+/// Where the learner stands in one category.
+pub type CategoryStatus = select::CategoryProgress;
 
 /// The next challenge, named but not described (a description would spoil it).
 #[derive(Debug, Serialize)]
@@ -748,32 +739,7 @@ pub fn status(home: &Home, catalog: &Catalog) -> Result<Progress> {
             revealed: hunt.revealed,
         })
     });
-    let picks = select::curriculum(catalog);
-    let mut categories: Vec<CategoryStatus> = Vec::new();
-    for pick in &picks {
-        let category = &pick.template.meta.category;
-        if !categories.iter().any(|c| &c.id == category) {
-            let title = catalog
-                .categories
-                .get(category)
-                .map(|c| c.meta.title.clone())
-                .unwrap_or_else(|| category.clone());
-            categories.push(CategoryStatus {
-                id: category.clone(),
-                title,
-                done: 0,
-                total: 0,
-                started: 0,
-            });
-        }
-        let entry = categories
-            .iter_mut()
-            .find(|c| &c.id == category)
-            .expect("just added");
-        entry.total += 1;
-        entry.done += usize::from(select::solved(&state, &pick.key()));
-        entry.started += usize::from(state.hunts.contains_key(&pick.key()));
-    }
+    let categories = select::category_progress(catalog, &state);
     let next = select::upcoming(catalog, &state).map(|pick| NextStatus {
         id: pick.template.meta.id.clone(),
         category: pick.template.meta.category.clone(),

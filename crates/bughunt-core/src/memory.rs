@@ -44,34 +44,30 @@ fn replace_file(path: &Path, contents: &str) -> Result<()> {
     crate::files::replace_file(path, contents.as_bytes())
 }
 
-/// The category lines of the progress block: started categories, ✅ when every bug site is
-/// solved, 🔄 otherwise, in curriculum order.
+/// The category lines of the progress block: the brief's twelve categories in its order
+/// (✅ every bug site solved, 🔄 started, ⬜ not started, ⏳ coming: no hunt yet), then every
+/// other category the learner has started.
 pub fn category_lines(catalog: &Catalog, state: &State) -> Vec<String> {
-    let mut lines: Vec<(String, usize, usize, usize)> = Vec::new();
-    for pick in select::curriculum(catalog) {
-        let category = &pick.template.meta.category;
-        let title = catalog
-            .categories
-            .get(category)
-            .map(|c| c.meta.title.clone())
-            .unwrap_or_else(|| category.clone());
-        if !lines.iter().any(|(t, ..)| *t == title) {
-            lines.push((title.clone(), 0, 0, 0));
-        }
-        let entry = lines
-            .iter_mut()
-            .find(|(t, ..)| *t == title)
-            .expect("just added");
-        entry.2 += 1;
-        entry.1 += usize::from(select::solved(state, &pick.key()));
-        entry.3 += usize::from(state.hunts.contains_key(&pick.key()));
-    }
-    lines
+    select::category_progress(catalog, state)
         .into_iter()
-        .filter(|(_, _, _, started)| *started > 0)
-        .map(|(title, done, total, _)| {
-            let mark = if done == total { "✅" } else { "🔄" };
-            format!("- {mark} {title} ({done}/{total})")
+        .filter(|c| c.curriculum_order.is_some() || c.started > 0)
+        .map(|c| {
+            let weeks = match c.weeks.as_slice() {
+                [] => String::new(),
+                [one] => format!(", week {one}"),
+                [first, .., last] => format!(", weeks {first}-{last}"),
+            };
+            if c.coming {
+                return format!("- ⏳ {} (coming{weeks})", c.title);
+            }
+            let mark = if c.done == c.total {
+                "✅"
+            } else if c.started > 0 {
+                "🔄"
+            } else {
+                "⬜"
+            };
+            format!("- {mark} {} ({}/{}){weeks}", c.title, c.done, c.total)
         })
         .collect()
 }

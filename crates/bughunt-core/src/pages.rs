@@ -339,7 +339,11 @@ pub fn status(status: &crate::hunt::Progress) -> String {
     let mut out = heading("## Bug Hunt Progress");
     out.push('\n');
     for category in &status.categories {
-        let mark = if category.done == category.total && category.total > 0 {
+        if category.coming {
+            out.push_str(&format!("  ⏳ {} (coming)\n", category.title));
+            continue;
+        }
+        let mark = if category.done == category.total {
             "✅"
         } else if category.started > 0 {
             "🔄"

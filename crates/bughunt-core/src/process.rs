@@ -345,16 +345,20 @@ mod tests {
             .parse()
             .unwrap();
         let _ = std::fs::remove_file(&marker);
-        // Reaped by init once killed; give it a bounded moment to disappear.
-        let gone = (0..200).any(|_| {
-            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|stat| !stat.contains(") Z "))
-                .unwrap_or(false);
-            if alive {
-                std::thread::yield_now();
-            }
-            !alive
-        });
+        // Wait (bounded, on a pidfd: no polling) for it to end, if it has not already.
+        // SAFETY: pidfd_open(2) takes a pid and flags and returns a descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+        let gone = fd < 0 || {
+            let mut poll = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; the descriptor is ours to close.
+            let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
+            unsafe { libc::close(fd) };
+            ready > 0
+        };
         assert!(gone, "process {pid} outlived its session");
     }
 

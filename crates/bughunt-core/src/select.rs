@@ -32,6 +32,75 @@ pub fn curriculum(catalog: &Catalog) -> Vec<Pick<'_>> {
     templates.into_iter().flat_map(picks_of).collect()
 }
 
+/// Where the learner stands in one category.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CategoryProgress {
+    pub id: String,
+    pub title: String,
+    /// Its place among the brief's twelve categories, when it is one of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curriculum_order: Option<u8>,
+    /// The curriculum weeks it is taught in.
+    pub weeks: Vec<u8>,
+    /// Bug sites solved.
+    pub done: usize,
+    /// Bug sites in the category.
+    pub total: usize,
+    /// Bug sites started.
+    pub started: usize,
+    /// One of the brief's categories with no template yet.
+    pub coming: bool,
+}
+
+/// Every category with where the learner stands: the brief's twelve first, in the brief's
+/// order (those with no template yet marked coming), then the others in curriculum order.
+pub fn category_progress(catalog: &Catalog, state: &State) -> Vec<CategoryProgress> {
+    let mut brief: Vec<&crate::catalog::Category> = catalog
+        .categories
+        .values()
+        .filter(|c| c.meta.curriculum.is_some())
+        .collect();
+    brief.sort_by_key(|c| c.meta.curriculum.as_ref().map(|p| p.order));
+    let mut order: Vec<&crate::catalog::Category> = brief;
+    for pick in curriculum(catalog) {
+        let id = &pick.template.meta.category;
+        if !order.iter().any(|c| &c.id == id) {
+            if let Some(category) = catalog.categories.get(id) {
+                order.push(category);
+            }
+        }
+    }
+    let picks = curriculum(catalog);
+    order
+        .into_iter()
+        .map(|category| {
+            let own: Vec<&Pick> = picks
+                .iter()
+                .filter(|p| p.template.meta.category == category.id)
+                .collect();
+            let mut weeks: Vec<u8> = match &category.meta.curriculum {
+                Some(place) => place.weeks.clone(),
+                None => own.iter().map(|p| p.template.meta.week).collect(),
+            };
+            weeks.sort_unstable();
+            weeks.dedup();
+            CategoryProgress {
+                id: category.id.clone(),
+                title: category.meta.title.clone(),
+                curriculum_order: category.meta.curriculum.as_ref().map(|p| p.order),
+                weeks,
+                done: own.iter().filter(|p| solved(state, &p.key())).count(),
+                total: own.len(),
+                started: own
+                    .iter()
+                    .filter(|p| state.hunts.contains_key(&p.key()))
+                    .count(),
+                coming: own.is_empty(),
+            }
+        })
+        .collect()
+}
+
 /// Every bug site of one template, in the order it lists them.
 pub fn picks_of(template: &Template) -> impl Iterator<Item = Pick<'_>> {
     template
@@ -155,8 +224,9 @@ pub enum Challenge<'a> {
     },
 }
 
-/// A similar but different bug after a pass: the same category, another bug site of the same
-/// template first, then other templates; never one already solved or the current one.
+/// A similar but different bug after a pass: the same category, in another template first
+/// (the same lesson in another program), then another bug site of the same template; never
+/// one already solved or the current one.
 pub fn challenge<'a>(catalog: &'a Catalog, state: &State, current: &HuntState) -> Challenge<'a> {
     let current_key = instance_key(&current.template, &current.site);
     let category = catalog
@@ -171,7 +241,7 @@ pub fn challenge<'a>(catalog: &'a Catalog, state: &State, current: &HuntState) -
         .collect();
     let preferred = open
         .iter()
-        .find(|p| p.template.id() == current.template)
+        .find(|p| p.template.id() != current.template)
         .or(open.first());
     if let Some(pick) = preferred {
         return Challenge::Next(**pick);

@@ -285,19 +285,76 @@ mod tests {
         (dir, file)
     }
 
+    fn hunt() -> HuntState {
+        HuntState {
+            template: "h".into(),
+            site: "s".into(),
+            seed: 0,
+            number: 1,
+            dir: "hunts/01-h".into(),
+            hints_revealed: 1,
+            checks_run: 0,
+            passed: false,
+            revealed: false,
+            last_failed_stage: None,
+            started_unix: 0,
+            passed_unix: None,
+        }
+    }
+
+    /// Out-of-range fields are refused on load, each named, and a change that would make
+    /// one writes nothing.
+    #[test]
+    fn out_of_range_fields_are_named() {
+        let (_dir, file) = home();
+        let mut state = State::new();
+        state.hunts.insert(
+            "h/s".into(),
+            HuntState {
+                hints_revealed: 4,
+                ..hunt()
+            },
+        );
+        std::fs::write(file.path(), serde_json::to_string(&state).unwrap()).unwrap();
+        let message = file.load().unwrap_err().to_string();
+        assert!(
+            message.contains("`hunts.h/s.hints_revealed` is 4"),
+            "{message}"
+        );
+        state.hunts.insert(
+            "h/s".into(),
+            HuntState {
+                dir: "/etc".into(),
+                ..hunt()
+            },
+        );
+        std::fs::write(file.path(), serde_json::to_string(&state).unwrap()).unwrap();
+        assert!(file
+            .load()
+            .unwrap_err()
+            .to_string()
+            .contains("inside the home"));
+        let (_dir, file) = home();
+        let before = std::fs::read(file.path()).unwrap();
+        let refused = file.update(|state| {
+            state.current = Some("nowhere/x".into());
+            Ok(())
+        });
+        assert!(refused.is_err());
+        assert_eq!(std::fs::read(file.path()).unwrap(), before);
+    }
+
     /// An update is read back; the state before it is kept as a backup.
     #[test]
     fn updates_persist_with_a_backup() {
         let (_dir, file) = home();
         file.update(|state| {
-            state.current = Some("visibility-timeout".into());
+            state.hunts.insert("h/s".into(), hunt());
+            state.current = Some("h/s".into());
             Ok(())
         })
         .unwrap();
-        assert_eq!(
-            file.load().unwrap().current.as_deref(),
-            Some("visibility-timeout")
-        );
+        assert_eq!(file.load().unwrap().current.as_deref(), Some("h/s"));
         let backup: State =
             serde_json::from_str(&std::fs::read_to_string(file.backup_path()).unwrap()).unwrap();
         assert_eq!(backup.current, None);
@@ -341,20 +398,7 @@ mod tests {
                 scope.spawn(move || {
                     for _ in 0..10 {
                         file.update(|state| {
-                            let hunt = state.hunts.entry("h".into()).or_insert(HuntState {
-                                template: "h".into(),
-                                site: "s".into(),
-                                seed: 0,
-                                number: 1,
-                                dir: "hunts/01-h".into(),
-                                hints_revealed: 1,
-                                checks_run: 0,
-                                passed: false,
-                                revealed: false,
-                                last_failed_stage: None,
-                                started_unix: 0,
-                                passed_unix: None,
-                            });
+                            let hunt = state.hunts.entry("h/s".into()).or_insert(hunt());
                             hunt.checks_run += 1;
                             Ok(())
                         })
@@ -363,6 +407,6 @@ mod tests {
                 });
             }
         });
-        assert_eq!(file.load().unwrap().hunts["h"].checks_run, 80);
+        assert_eq!(file.load().unwrap().hunts["h/s"].checks_run, 80);
     }
 }

@@ -93,6 +93,8 @@ pub fn matches<'a>(catalog: &'a Catalog, topic: &str) -> Vec<Match<'a>> {
     let mut found: Vec<Match> = catalog
         .categories
         .values()
+        // A category with no hunt yet (a coming one) has nothing to offer.
+        .filter(|category| !catalog.in_category(&category.id).is_empty())
         .filter_map(|category| {
             category
                 .meta
@@ -125,6 +127,7 @@ pub fn known_topics(catalog: &Catalog) -> Vec<String> {
     let mut all: Vec<String> = catalog
         .categories
         .values()
+        .filter(|category| !catalog.in_category(&category.id).is_empty())
         .flat_map(|c| c.meta.triggers.iter().cloned())
         .collect();
     all.sort();

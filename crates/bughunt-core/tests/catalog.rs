@@ -195,3 +195,38 @@ fn each_bug_site_is_explained_on_its_own_terms() {
         }
     }
 }
+
+/// A challenge after a pass moves to another template of the category before another bug
+/// site of the same one: the same lesson in a different program.
+#[test]
+fn challenges_move_across_templates_first() {
+    use bughunt_core::select::{challenge, curriculum, Challenge};
+    use bughunt_core::state::{HuntState, State};
+    let catalog = Catalog::from_dir(fixture("two-templates")).unwrap_or_else(|e| panic!("{e}"));
+    let picks = curriculum(&catalog);
+    let first = picks
+        .iter()
+        .find(|p| p.template.id() == "tpl-a" && p.site.id == "s1")
+        .unwrap();
+    let solved = HuntState {
+        template: "tpl-a".into(),
+        site: "s1".into(),
+        seed: 1,
+        number: 1,
+        dir: "hunts/01-tpl-a-s1".into(),
+        hints_revealed: 1,
+        checks_run: 1,
+        passed: true,
+        revealed: false,
+        last_failed_stage: None,
+        started_unix: 0,
+        passed_unix: None,
+    };
+    let mut state = State::new();
+    state.hunts.insert(first.key(), solved.clone());
+    state.current = Some(first.key());
+    match challenge(&catalog, &state, &solved) {
+        Challenge::Next(pick) => assert_eq!(pick.template.id(), "tpl-b"),
+        Challenge::Exhausted { .. } => panic!("tpl-b and tpl-a/s2 are open"),
+    }
+}
