@@ -379,22 +379,27 @@ pub fn hint(home: &Home, catalog: &Catalog) -> Result<Hints> {
     let (_, hunt, pick) = current(home, catalog)?;
     let key = pick.key();
     let hints = pick.template.hints_for(pick.site, hunt.seed);
-    home.state_file().update(|state| {
-        let hunt = state
-            .hunts
-            .get_mut(&key)
-            .context("the current hunt vanished from the state")?;
-        let exhausted = hunt.hints_revealed >= HINT_LEVELS;
-        if !exhausted {
-            hunt.hints_revealed += 1;
-        }
-        let shown = hints[..hunt.hints_revealed as usize].to_vec();
-        Ok(Hints {
-            key: key.clone(),
-            shown,
-            exhausted,
-        })
-    })
+    // The memory bank's next challenge follows how many hints a hunt took: it is written
+    // again from the new state.
+    home.state_file().update_then(
+        |state| {
+            let hunt = state
+                .hunts
+                .get_mut(&key)
+                .context("the current hunt vanished from the state")?;
+            let exhausted = hunt.hints_revealed >= HINT_LEVELS;
+            if !exhausted {
+                hunt.hints_revealed += 1;
+            }
+            let shown = hints[..hunt.hints_revealed as usize].to_vec();
+            Ok(Hints {
+                key: key.clone(),
+                shown,
+                exhausted,
+            })
+        },
+        |state| sync_memory_bank(home, catalog, state),
+    )
 }
 
 /// The verdict of a check.
