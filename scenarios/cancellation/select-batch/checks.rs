@@ -69,7 +69,7 @@ impl History {
         let interval = self.flush_interval_ms;
         let mut taken = BTreeSet::new();
         let mut place = |mut at_ms: u64| {
-            while at_ms % interval == 0 || taken.contains(&(at_ms % interval)) {
+            while at_ms.is_multiple_of(interval) || taken.contains(&(at_ms % interval)) {
                 at_ms += 1;
             }
             taken.insert(at_ms % interval);
