@@ -341,6 +341,11 @@ async fn run(
         //~ wrong: deadline-reset-per-message
         //~ wrong: timeout-per-recv
         //~ wrong: ticker-task-leak
+        //~ wrong: flush-only-on-tick
+        //~ tokio::select! {
+        //~     received = messages.recv() => match received {
+        //~         // One place sends, the tick, so batches come out on a steady beat.
+        //~         Some(message) => pending.push(message),
         //~ end
                 //~ site: rest-dropped-on-close
                 // FIX: `None` means the producer closed the stream and nothing more will come.
@@ -435,6 +440,20 @@ async fn run(
             //~ wrong: timeout-per-recv
             //~ }
             //~ wrong: ticker-task-leak
+            //~ }
+            //~ wrong: flush-only-on-tick
+            //~ },
+            //~ _ = flush.tick() => {
+            //~     while !pending.is_empty() {
+            //~         let rest = pending.split_off(pending.len().min(BATCH_SIZE));
+            //~         let batch = std::mem::replace(&mut pending, rest);
+            //~         if batches.send(batch).await.is_err() {
+            //~             return;
+            //~         }
+            //~     }
+            //~ }
+            //~ }
+            //~ }
             //~ }
             //~ end
 //~ site: batch-inside-select

@@ -36,6 +36,11 @@ use tokio::task::JoinHandle;
 //~ use tokio::task::JoinSet;
 //~ alt: oneshot-reply
 //~ use tokio::sync::{mpsc, oneshot};
+//~ wrong: notify-waiters
+//~ use std::sync::Arc;
+//~
+//~ use tokio::sync::{mpsc, Notify};
+//~ use tokio::task::JoinHandle;
 //~ end
 
 /// One unit of work.
@@ -372,6 +377,53 @@ impl Consumer {
 //~         let _ = reply.send(left);
 //~     }
 //~ }
+//~ wrong: notify-waiters
+//~ /// A running consumer. Call [`Consumer::shutdown`] to stop it.
+//~ pub struct Consumer {
+//~     stop: Arc<Notify>,
+//~     task: JoinHandle<Vec<Job>>,
+//~ }
+//~
+//~ impl Consumer {
+//~     /// Starts a task that processes the jobs from `jobs` in order, one at a time.
+//~     pub fn spawn(jobs: mpsc::Receiver<Job>, sink: Sink) -> Consumer {
+//~         let stop = Arc::new(Notify::new());
+//~         let task = tokio::spawn(run(jobs, sink, Arc::clone(&stop)));
+//~         Consumer { stop, task }
+//~     }
+//~
+//~     /// Stops the consumer and returns once its task has ended, with the jobs it took from the
+//~     /// channel and never started.
+//~     pub async fn shutdown(self) -> Vec<Job> {
+//~         // Wake the consumer wherever it waits for the stop.
+//~         self.stop.notify_waiters();
+//~         match self.task.await {
+//~             Ok(left) => left,
+//~             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+//~             Err(_) => Vec::new(),
+//~         }
+//~     }
+//~ }
+//~
+//~ async fn run(mut jobs: mpsc::Receiver<Job>, sink: Sink, stop: Arc<Notify>) -> Vec<Job> {
+//~     loop {
+//~         tokio::select! {
+//~             biased;
+//~             () = stop.notified() => {
+//~                 jobs.close();
+//~                 let mut left = Vec::new();
+//~                 while let Some(job) = jobs.recv().await {
+//~                     left.push(job);
+//~                 }
+//~                 return left;
+//~             }
+//~             job = jobs.recv() => match job {
+//~                 Some(job) => sink.process(job.id).await,
+//~                 None => return Vec::new(),
+//~             },
+//~         }
+//~     }
+//~ }
 //~ end
         //~ site: signal-without-join
         // FIX: then wait, here, until the task has really ended. Asking is not the same as
@@ -391,6 +443,7 @@ impl Consumer {
         //~ alt: dropped-sender-is-the-signal
         //~ alt: joinset-and-notify
         //~ alt: oneshot-reply
+        //~ wrong: notify-waiters
         //~ end
 //~ site: recv-without-shutdown
     }
@@ -447,6 +500,7 @@ async fn consume(
 //~ alt: dropped-sender-is-the-signal
 //~ alt: joinset-and-notify
 //~ alt: oneshot-reply
+//~ wrong: notify-waiters
 //~ end
         //~ site: stop-interrupts-work
         // FIX: once a job has started, nothing is raced against it: the work runs to its end,
@@ -483,6 +537,7 @@ async fn consume(
         //~ alt: dropped-sender-is-the-signal
         //~ alt: joinset-and-notify
         //~ alt: oneshot-reply
+        //~ wrong: notify-waiters
         //~ end
 //~ region
     }
@@ -545,4 +600,5 @@ async fn join(task: JoinHandle<Vec<Job>>) -> Vec<Job> {
 //~ alt: dropped-sender-is-the-signal
 //~ alt: joinset-and-notify
 //~ alt: oneshot-reply
+//~ wrong: notify-waiters
 //~ end
