@@ -122,7 +122,8 @@ enum Close {
 enum Pace {
     /// Bursts and silences.
     Mixed,
-    /// Mostly a trickle a little faster than the flush interval.
+    /// Mostly a trickle a little faster than the flush interval, with bursts and silences
+    /// in between.
     Trickle,
 }
 
@@ -131,7 +132,13 @@ fn histories(pace: Pace, close: Close) -> impl Strategy<Value = History> {
     let fraction = match pace {
         // Per mille of the flush interval.
         Pace::Mixed => prop_oneof![2 => 1u64..150, 2 => 150u64..900, 1 => 900u64..2_500].boxed(),
-        Pace::Trickle => prop_oneof![4 => 350u64..950, 1 => 1u64..350].boxed(),
+        Pace::Trickle => prop_oneof![
+            4 => 350u64..950,
+            1 => 1u64..350,
+            2 => 1u64..150,
+            1 => 900u64..2_500
+        ]
+        .boxed(),
     };
     let repeats = prop_oneof![4 => Just(None), 1 => (0usize..6).prop_map(Some)];
     let gaps = prop::proptest::collection::vec((fraction, repeats), 1..13);
@@ -480,23 +487,24 @@ fn checks() {
             Stage {
                 id: "no-message-lost",
                 title: "Every message sent comes out in a batch, once, in order",
-                mentor: "A message went into the batcher and never came out. Where was it \
-                         between the moment `recv()` handed it over and the moment it should \
-                         have left in a batch? When another branch wins the select!, what \
-                         happens to the losing branch's future, and to everything it was \
-                         holding? (Changing which branch is polled first, with `biased;`, \
-                         doesn't change what happens to the loser.)",
+                mentor: "Not every message came out exactly once, in the order it went in. \
+                         Follow the one the run names from the moment `recv()` handed it over: \
+                         where was it when the flush timer fired? When another branch wins the \
+                         select!, what happens to the losing branch's future, and to everything \
+                         it was holding? (Changing which branch is polled first, with \
+                         `biased;`, doesn't change what happens to the loser.)",
                 run: no_message_lost,
             },
             Stage {
                 id: "flushed-within-interval",
                 title: "No message waits longer than the flush interval",
-                mentor: "Close! Nothing is lost now. But a message waited longer than the flush \
-                         interval, or a full batch waited at all. When does your timer fire, \
+                mentor: "Close! Nothing is lost now. But a batch came out too late or too big: a \
+                         message waited longer than the flush interval, a full batch waited at \
+                         all, or a batch held more than BATCH_SIZE. When does your timer fire, \
                          and what moves it? A sleep, interval or timeout made afresh on every \
                          turn of the loop, or pushed back by every message, starts over while \
-                         messages keep coming; and a partial batch held inside a future is out \
-                         of the timer's reach.",
+                         messages keep coming; a partial batch held inside a future is out of \
+                         the timer's reach; and a full batch should not wait for the timer.",
                 run: flushed_within_interval,
             },
             Stage {

@@ -707,11 +707,12 @@ fn checks() {
             Stage {
                 id: "nothing-queued-is-lost",
                 title: "Every job the channel took is done or handed back",
-                mentor: "Nearly there! Shutdown is prompt and clean, but a job that went into \
-                         the channel was neither done nor handed back. When the consumer \
-                         stops, which jobs are still in its channel, and which can still \
-                         arrive while it stops? Once `send` has returned Ok, the producer \
-                         believes the job is taken care of.",
+                mentor: "Nearly there! Shutdown is prompt and clean, but the jobs don't add \
+                         up. Once `send` has returned Ok, the producer believes the job is taken \
+                         care of: it must be done once, or handed back by shutdown once. When \
+                         the consumer stops, which jobs are still in its channel, and which can \
+                         still arrive while it stops? (The consumer also promises one job at a \
+                         time, in the order they came.)",
                 run: nothing_queued_is_lost,
             },
         ],
