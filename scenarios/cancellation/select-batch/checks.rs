@@ -29,13 +29,13 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 /// How long after the stream closes the batcher may take to send the rest and end.
-const END_BOUND_MS: u64 = 1_000;
+const END_BOUND_MS: u64 = 750;
 /// Both channels' capacity: more than any history sends, so nobody ever waits for room.
 const CHANNEL_CAPACITY: usize = 61;
 /// Flush intervals to try: none a round number.
 const FLUSH_INTERVALS_MS: [u64; 4] = [97, 137, 250, 1_130];
 /// Histories per property; a history costs a fraction of a millisecond.
-const CASES: u32 = 40;
+const CASES: u32 = 56;
 
 /// One message: sent `after_ms` after the previous one (or the start), with a fresh id, or
 /// the id of an earlier message (`repeats`, counted back from it): payloads repeat.

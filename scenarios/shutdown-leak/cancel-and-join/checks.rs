@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 /// How long the service waits for an idle consumer's `shutdown` before calling it stuck.
-const SHUTDOWN_BOUND_MS: u64 = 5_000;
+const SHUTDOWN_BOUND_MS: u64 = 4_750;
 /// A job that outlasts any grace period.
 const HOUR_MS: u64 = 3_600_000;
 /// The first job id: ids past 100, so none is a small number by luck.
@@ -35,8 +35,8 @@ const FIRST_ID: u64 = 101;
 /// Histories per property: enough to meet every kind of shutdown, within the time budget
 /// (a history costs about half a millisecond). Returning needs only an idle consumer; the
 /// later promises need a job in hand, or a send while stopping, at the right moment.
-const CASES_FEW: u32 = 24;
-const CASES_MANY: u32 = 36;
+const CASES_FEW: u32 = 32;
+const CASES_MANY: u32 = 48;
 
 /// One job: sent `after_ms` after the previous one on the same channel, and needing
 /// `work_ms` in the sink.
