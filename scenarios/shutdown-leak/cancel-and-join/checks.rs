@@ -35,8 +35,8 @@ const FIRST_ID: u64 = 101;
 /// Histories per property: enough to meet every kind of shutdown, within the time budget
 /// (a history costs about half a millisecond). Returning needs only an idle consumer; the
 /// later promises need a job in hand, or a send while stopping, at the right moment.
-const CASES_FEW: u32 = 32;
-const CASES_MANY: u32 = 48;
+const CASES_FEW: u32 = 28;
+const CASES_MANY: u32 = 40;
 
 /// One job: sent `after_ms` after the previous one on the same channel, and needing
 /// `work_ms` in the sink.
