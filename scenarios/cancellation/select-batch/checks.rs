@@ -1,61 +1,278 @@
-//! Checks for the batcher: nothing sent is lost when the flush timer wins a `select!`, a
-//! partial batch goes out within the flush interval, and the batcher ends once the stream
-//! closes.
+//! Checks for the batcher, as properties over generated histories: nothing sent is lost when
+//! the flush timer fires mid-batch, every message goes out within the flush interval, and
+//! the batcher sends what it holds and ends once the stream closes.
 //!
-//! Everything runs on tokio's paused clock, and the scripts are timed so that a message and
-//! a timer are never ready at the same instant. The flush interval is 100 ms, and within a
-//! script every message is sent at its own offset within its 100 ms period (1, 72, 43 and 14
-//! ms for the trickle), never at 0, and the stream closes at offset 50. A timer the batcher
-//! sets runs from its start (offset 0) or from an arrival (that arrival's offset), so it
-//! cannot fire at the instant another message arrives. That keeps the verdict the same on
-//! every run, whichever branch `select!` happens to try first.
+//! A history is a flush interval that is not a round number (97, 137, 250 or 1_130 ms),
+//! messages sent at uneven times (bursts, trickles, silences; ids past 100 that may repeat),
+//! and the moment the producer closes the stream. Each history runs on a fresh tokio runtime
+//! with paused time; every wait the harness makes is bounded, and a bound that runs out is a
+//! failure, never ignored.
+//!
+//! A message and a timer are never ready at the same instant, whatever timers the batcher
+//! keeps: every timer a batcher can set runs a whole number of flush intervals from its start
+//! or from an arrival (or from a flush, which happens at one of those), so no two arrivals,
+//! and not the close, share a remainder modulo the interval, and none falls on a multiple of
+//! it. The downstream takes every batch at once, so the batcher never waits on it. That keeps
+//! every verdict the same on every run, whichever branch `select!` happens to try first.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
-use bughunt_kit::invariant::{self, Violation};
 use bughunt_kit::paused;
+use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant};
 
-const FLUSH_INTERVAL_MS: u64 = 100;
 /// How long after the stream closes the batcher may take to send the rest and end.
-const END_BOUND_MS: u64 = 1_000;
-/// Both channels' capacity: more than any script sends, so nobody ever waits for room.
-const CHANNEL_CAPACITY: usize = 16;
+const END_BOUND_MS: u64 = 750;
+/// Both channels' capacity: more than any history sends, so nobody ever waits for room.
+const CHANNEL_CAPACITY: usize = 61;
+/// Flush intervals to try: none a round number.
+const FLUSH_INTERVALS_MS: [u64; 4] = [97, 137, 250, 1_130];
+/// Histories per property; a history costs a fraction of a millisecond.
+const CASES: u32 = 56;
 
-#[derive(Clone, Copy)]
-enum Step {
-    Send(u64),
-    Close,
+/// One message: sent `after_ms` after the previous one (or the start), with a fresh id, or
+/// the id of an earlier message (`repeats`, counted back from it): payloads repeat.
+#[derive(Clone, Copy, Debug)]
+struct Gap {
+    after_ms: u64,
+    repeats: Option<usize>,
 }
-use Step::{Close, Send};
 
-/// Batches as they came out downstream: (when, in ms; the batch).
-type Batches = Vec<(u64, Vec<u64>)>;
+/// The first message id: ids past 100, so none is a small number by luck.
+const FIRST_ID: u64 = 101;
 
-/// What came out of one scripted run.
+#[derive(Clone, Debug)]
+struct History {
+    flush_interval_ms: u64,
+    messages: Vec<Gap>,
+    /// How long after the last message the producer closes the stream.
+    close_after_ms: u64,
+}
+
+/// A history's times, worked out: each message's send time, and the close.
+struct Timeline {
+    sends: Vec<(u64, u64)>,
+    close_at_ms: u64,
+}
+
+impl History {
+    /// Moves each time on by a millisecond or two where needed, so that no two events share
+    /// a remainder modulo the flush interval and none is a multiple of it.
+    fn timeline(&self) -> Timeline {
+        let interval = self.flush_interval_ms;
+        let mut taken = BTreeSet::new();
+        let mut place = |mut at_ms: u64| {
+            while at_ms.is_multiple_of(interval) || taken.contains(&(at_ms % interval)) {
+                at_ms += 1;
+            }
+            taken.insert(at_ms % interval);
+            at_ms
+        };
+        let mut at_ms = 0;
+        let mut sends: Vec<(u64, u64)> = Vec::new();
+        for (place_in_stream, gap) in self.messages.iter().enumerate() {
+            at_ms = place(at_ms + gap.after_ms.max(1));
+            let id = match gap.repeats {
+                Some(back) if back < place_in_stream => sends[place_in_stream - 1 - back].1,
+                _ => FIRST_ID + place_in_stream as u64,
+            };
+            sends.push((at_ms, id));
+        }
+        let close_at_ms = place(at_ms + self.close_after_ms.max(1));
+        Timeline { sends, close_at_ms }
+    }
+}
+
+impl fmt::Display for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let timeline = self.timeline();
+        let mut steps: Vec<String> = timeline
+            .sends
+            .iter()
+            .map(|(at_ms, id)| format!("send m{id} at {at_ms} ms"))
+            .collect();
+        steps.push(format!("close the stream at {} ms", timeline.close_at_ms));
+        write!(
+            f,
+            "flush interval {} ms, batches of {BATCH_SIZE}: {}",
+            self.flush_interval_ms,
+            prop::numbered(&steps)
+        )
+    }
+}
+
+/// How a stage's histories end.
+#[derive(Clone, Copy)]
+enum Close {
+    /// Long enough after the last message that a batcher keeping its promises holds nothing.
+    Quiet,
+    /// At any moment, a partial batch or not.
+    Any,
+}
+
+/// How a stage's messages come.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Bursts and silences.
+    Mixed,
+    /// Mostly a trickle a little faster than the flush interval, with bursts and silences
+    /// in between.
+    Trickle,
+}
+
+fn histories(pace: Pace, close: Close) -> impl Strategy<Value = History> {
+    let interval = prop::proptest::sample::select(FLUSH_INTERVALS_MS.to_vec());
+    let fraction = match pace {
+        // Per mille of the flush interval.
+        Pace::Mixed => prop_oneof![2 => 1u64..150, 2 => 150u64..900, 1 => 900u64..2_500].boxed(),
+        Pace::Trickle => prop_oneof![
+            4 => 350u64..950,
+            1 => 1u64..350,
+            2 => 1u64..150,
+            1 => 900u64..2_500
+        ]
+        .boxed(),
+    };
+    let repeats = prop_oneof![4 => Just(None), 1 => (0usize..6).prop_map(Some)];
+    let gaps = prop::proptest::collection::vec((fraction, repeats), 1..13);
+    let close_fraction = match close {
+        Close::Quiet => (1_100u64..2_000).boxed(),
+        Close::Any => prop_oneof![3 => 1u64..900, 1 => 900u64..2_000].boxed(),
+    };
+    (interval, gaps, close_fraction).prop_map(|(interval, gaps, close)| History {
+        flush_interval_ms: interval,
+        messages: gaps
+            .into_iter()
+            .map(|(per_mille, repeats)| Gap {
+                after_ms: interval * per_mille / 1_000,
+                repeats,
+            })
+            .collect(),
+        close_after_ms: interval * close / 1_000,
+    })
+}
+
+/// What one history did.
 struct Run {
-    sent_at_ms: BTreeMap<u64, u64>,
-    /// Each batch that came out, with when, in order.
-    batches: Batches,
-    closed_at_ms: u64,
-    /// The batcher ended within `END_BOUND_MS` of the close.
-    ended: bool,
+    flush_interval_ms: u64,
+    /// (when, id), in the order sent.
+    sent: Vec<(u64, u64)>,
+    /// (when it came out downstream, the batch), in order.
+    batches: Vec<(u64, Vec<u64>)>,
+    close_at_ms: u64,
+    /// When `join` returned; None if it had not within `END_BOUND_MS` of the close.
+    ended_at_ms: Option<u64>,
+    /// After `join` returned, with every ready task run.
+    tasks_alive: u64,
+    /// A send the batcher refused before the close: it had stopped reading.
+    refused: Option<(u64, u64)>,
+}
+
+fn play(history: &History, trace: &Trace) -> Run {
+    let timeline = history.timeline();
+    let interval = Duration::from_millis(history.flush_interval_ms);
+    paused::block_on(async {
+        let start = Instant::now();
+        let now_ms = move || start.elapsed().as_millis() as u64;
+        let (producer, messages) = mpsc::channel(CHANNEL_CAPACITY);
+        let (batches_out, mut batches_in) = mpsc::channel(CHANNEL_CAPACITY);
+        let batcher = Batcher::spawn(messages, batches_out, interval);
+        let end_by = start + Duration::from_millis(timeline.close_at_ms + END_BOUND_MS);
+        let refused = RefCell::new(None);
+        let batches = RefCell::new(Vec::new());
+
+        let produce = async {
+            let mut producer = Some(producer);
+            for &(at_ms, id) in &timeline.sends {
+                sleep_until(start + Duration::from_millis(at_ms)).await;
+                trace.set_time_ms(at_ms);
+                trace
+                    .event("producer", EventKind::Send)
+                    .to("batcher")
+                    .msg(id)
+                    .record();
+                let Some(open) = producer.as_ref() else { break };
+                if open.send(id).await.is_err() {
+                    trace
+                        .event("batcher", EventKind::Reject)
+                        .msg(id)
+                        .note("the batcher stopped reading before the stream closed")
+                        .record();
+                    *refused.borrow_mut() = Some((at_ms, id));
+                    producer = None;
+                }
+            }
+            sleep_until(start + Duration::from_millis(timeline.close_at_ms)).await;
+            trace.set_time_ms(timeline.close_at_ms);
+            trace
+                .event("producer", EventKind::Shutdown)
+                .to("batcher")
+                .note("closes the stream")
+                .record();
+            drop(producer);
+            let ended = timeout_at(end_by, batcher.join()).await.is_ok();
+            trace.set_time_ms(now_ms());
+            if ended {
+                trace.event("batcher", EventKind::Exit).record();
+                Some(now_ms())
+            } else {
+                trace
+                    .event("batcher", EventKind::Leak)
+                    .note(format!(
+                        "still running {END_BOUND_MS} ms after the stream closed"
+                    ))
+                    .record();
+                None
+            }
+        };
+        let collect = async {
+            // Bounded like the batcher: past `end_by`, whatever has not come out never will.
+            while let Ok(Some(batch)) = timeout_at(end_by, batches_in.recv()).await {
+                let at_ms = now_ms();
+                trace.set_time_ms(at_ms);
+                let mut batches = batches.borrow_mut();
+                for id in &batch {
+                    trace
+                        .event("downstream", EventKind::Process)
+                        .msg(*id)
+                        .note(format!("batch #{} {batch:?}", batches.len() + 1))
+                        .record();
+                }
+                batches.push((at_ms, batch));
+            }
+        };
+        let (ended_at_ms, ()) = tokio::join!(produce, collect);
+        let tasks_alive = if ended_at_ms.is_some() {
+            paused::tasks_alive_after_settling().await
+        } else {
+            0
+        };
+        if tasks_alive > 0 {
+            trace
+                .event("runtime", EventKind::Leak)
+                .note(format!("{tasks_alive} task(s) still alive after join()"))
+                .record();
+        }
+        Run {
+            flush_interval_ms: history.flush_interval_ms,
+            sent: timeline.sends.clone(),
+            batches: batches.into_inner(),
+            close_at_ms: timeline.close_at_ms,
+            ended_at_ms,
+            tasks_alive,
+            refused: refused.into_inner(),
+        }
+    })
 }
 
 impl Run {
-    fn came_out(&self) -> Vec<u64> {
-        self.batches
-            .iter()
-            .flat_map(|(_, batch)| batch.iter().copied())
-            .collect()
-    }
-
     fn describe_batches(&self) -> String {
         if self.batches.is_empty() {
             return "no batch came out at all".to_owned();
@@ -67,221 +284,198 @@ impl Run {
             .collect();
         format!("batches out: {}", shown.join(", "))
     }
-}
 
-fn names(ids: &[u64]) -> String {
-    let named: Vec<String> = ids.iter().map(|id| format!("m{id}")).collect();
-    named.join(", ")
-}
-
-/// Runs a batcher with a 100 ms flush interval against `script` (each step at its time in
-/// ms), collects every batch it sends with the time it came out, and after the close waits
-/// up to `END_BOUND_MS` for the batcher to end.
-fn run_script(trace: &Trace, script: &[(u64, Step)]) -> Run {
-    paused::block_on(async {
-        let start = Instant::now();
-        let now_ms = move || start.elapsed().as_millis() as u64;
-        let (producer, messages) = mpsc::channel(CHANNEL_CAPACITY);
-        let (batches_out, mut batches_in) = mpsc::channel(CHANNEL_CAPACITY);
-        let batcher = Batcher::spawn(
-            messages,
-            batches_out,
-            Duration::from_millis(FLUSH_INTERVAL_MS),
-        );
-
-        let collected: Arc<Mutex<Batches>> = Arc::default();
-        let downstream = tokio::spawn({
-            let trace = trace.clone();
-            let collected = Arc::clone(&collected);
-            async move {
-                while let Some(batch) = batches_in.recv().await {
-                    let at_ms = now_ms();
-                    trace.set_time_ms(at_ms);
-                    let mut collected = collected.lock().unwrap_or_else(|p| p.into_inner());
-                    for id in &batch {
-                        trace
-                            .event("downstream", EventKind::Process)
-                            .msg(*id)
-                            .note(format!("batch #{} {batch:?}", collected.len() + 1))
-                            .record();
-                    }
-                    collected.push((at_ms, batch));
-                }
-            }
-        });
-
-        let mut sent_at_ms = BTreeMap::new();
-        let mut closed_at_ms = 0;
-        let mut producer = Some(producer);
-        for &(at_ms, step) in script {
-            sleep_until(start + Duration::from_millis(at_ms)).await;
-            trace.set_time_ms(at_ms);
-            match step {
-                Send(id) => {
-                    trace
-                        .event("producer", EventKind::Send)
-                        .to("batcher")
-                        .msg(id)
-                        .record();
-                    sent_at_ms.insert(id, at_ms);
-                    let open = producer.as_ref().expect("the script sends after its close");
-                    open.send(id).await.unwrap_or_else(|_| {
-                        panic!(
-                            "the batcher stopped reading at {at_ms} ms, before the stream \
-                             closed: m{id} could not be sent"
-                        )
-                    });
-                }
-                Close => {
-                    trace
-                        .event("producer", EventKind::Shutdown)
-                        .to("batcher")
-                        .note("closes the stream")
-                        .record();
-                    producer = None;
-                    closed_at_ms = at_ms;
+    /// When each message came out, by its place in the stream; None if it did not.
+    fn out_times(&self) -> Vec<Option<u64>> {
+        let mut out: Vec<Option<u64>> = vec![None; self.sent.len()];
+        let mut next = 0;
+        for (at_ms, batch) in &self.batches {
+            for id in batch {
+                // Matched in order: the first message with this id that is not out yet.
+                if let Some(place) = (next..self.sent.len())
+                    .chain(0..next)
+                    .find(|&place| self.sent[place].1 == *id && out[place].is_none())
+                {
+                    out[place] = Some(*at_ms);
+                    next = place + 1;
                 }
             }
         }
+        out
+    }
+}
 
-        let bound = Duration::from_millis(END_BOUND_MS);
-        let ended = timeout(bound, batcher.join()).await.is_ok();
-        if ended {
-            // The batcher is gone, so the batches channel is closed: the downstream drains it.
-            let _ = timeout(bound, downstream).await;
-        }
-        trace.set_time_ms(now_ms());
-        if ended {
-            trace.event("batcher", EventKind::Exit).record();
+/// Promise 1: every message comes out, once, in the order it went in.
+fn none_lost(run: &Run, trace: &Trace) -> Result<(), String> {
+    let flush = run.flush_interval_ms;
+    if let Some((at_ms, id)) = run.refused {
+        return Err(format!(
+            "at {at_ms} ms m{id} could not be sent: the batcher had stopped reading, although \
+             the stream stayed open until {} ms; {}",
+            run.close_at_ms,
+            run.describe_batches()
+        ));
+    }
+    let out_times = run.out_times();
+    if let Some(place) = out_times.iter().position(Option::is_none) {
+        let (sent_ms, id) = run.sent[place];
+        trace
+            .event("verdict", EventKind::Lost)
+            .msg(id)
+            .note("never came out")
+            .record();
+        let last_out = run.batches.last().map_or(0, |(at_ms, _)| *at_ms);
+        let ending = match run.ended_at_ms {
+            Some(ended_ms) => format!("the batcher ended at {ended_ms} ms"),
+            None => format!("the batcher was still running {END_BOUND_MS} ms later"),
+        };
+        let when = if last_out < sent_ms {
+            "nothing came out after it was sent".to_owned()
         } else {
-            trace
-                .event("batcher", EventKind::Leak)
-                .note(format!(
-                    "still running {END_BOUND_MS} ms after the stream closed"
-                ))
-                .record();
-        }
-        let batches = collected.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Run {
-            sent_at_ms,
-            batches,
-            closed_at_ms,
-            ended,
-        }
-    })
+            format!("batches kept coming out until {last_out} ms")
+        };
+        return Err(format!(
+            "m{id}, message {} of the stream, was sent at {sent_ms} ms and never came out in any \
+             batch: {when}, the stream closed at {} ms and {ending}, with a flush every {flush} \
+             ms; {}",
+            place + 1,
+            run.close_at_ms,
+            run.describe_batches()
+        ));
+    }
+    let went_in: Vec<u64> = run.sent.iter().map(|(_, id)| *id).collect();
+    let came_out: Vec<u64> = run
+        .batches
+        .iter()
+        .flat_map(|(_, batch)| batch.iter().copied())
+        .collect();
+    if came_out.len() > went_in.len() {
+        return Err(format!(
+            "{} messages went in and {} came out: some came out more than once; {}",
+            went_in.len(),
+            came_out.len(),
+            run.describe_batches()
+        ));
+    }
+    if came_out != went_in {
+        return Err(format!(
+            "messages went in as {went_in:?} and came out as {came_out:?}: the batcher must keep \
+             their order; {}",
+            run.describe_batches()
+        ));
+    }
+    Ok(())
 }
 
-/// Draws the violations into the trace and fails the stage with `message`.
-fn fail(ctx: &Ctx, violations: &[Violation], message: String) -> ! {
-    invariant::mark(&ctx.trace, violations);
-    panic!("{message}");
+/// Promise 2: batches hold at most `BATCH_SIZE`, a full one goes out at once, and no
+/// message waits longer than the flush interval.
+fn on_time(run: &Run) -> Result<(), String> {
+    let flush = run.flush_interval_ms;
+    let mut place = 0;
+    for (out_ms, batch) in &run.batches {
+        if batch.len() > BATCH_SIZE {
+            return Err(format!(
+                "a batch of {} came out at {out_ms} ms: a batch holds {BATCH_SIZE} at most; {}",
+                batch.len(),
+                run.describe_batches()
+            ));
+        }
+        let last = place + batch.len() - 1;
+        if batch.len() == BATCH_SIZE && run.sent[last].0 < *out_ms {
+            return Err(format!(
+                "the batch {batch:?} was full at {} ms, when m{} came, and went out only at \
+                 {out_ms} ms: a full batch goes out at once; {}",
+                run.sent[last].0,
+                run.sent[last].1,
+                run.describe_batches()
+            ));
+        }
+        for &(sent_ms, id) in &run.sent[place..=last] {
+            let waited_ms = out_ms - sent_ms;
+            if waited_ms > flush {
+                return Err(format!(
+                    "m{id} was sent at {sent_ms} ms and came out at {out_ms} ms, {waited_ms} ms \
+                     later: no message may wait longer than the flush interval, {flush} ms; {}",
+                    run.describe_batches()
+                ));
+            }
+        }
+        place = last + 1;
+    }
+    Ok(())
 }
 
-/// Every message sent comes out in some batch, once, in order.
-fn require_each_once_in_order(ctx: &Ctx, run: &Run) {
-    let lost = invariant::at_least_once(&ctx.trace);
-    if !lost.is_empty() {
-        let ids: Vec<u64> = lost.iter().filter_map(|v| v.msg).collect();
-        let when: Vec<String> = ids
-            .iter()
-            .map(|id| format!("m{id} at {} ms", run.sent_at_ms[id]))
-            .collect();
-        fail(
-            ctx,
-            &lost,
-            format!(
-                "{} never came out in any batch (sent {}; the stream stayed open until {} ms, \
-                 with a flush every {FLUSH_INTERVAL_MS} ms); {}",
-                names(&ids),
-                when.join(", "),
-                run.closed_at_ms,
-                run.describe_batches()
-            ),
-        );
+/// Promise 3: once the stream closes, the batcher ends, within its bound, leaving no task.
+fn ends(run: &Run) -> Result<(), String> {
+    let Some(ended_ms) = run.ended_at_ms else {
+        return Err(format!(
+            "the producer closed the stream at {} ms and everything it sent had come out, but \
+             the batcher was still running {END_BOUND_MS} ms later: a task that outlives its \
+             input never ends, and `join` never returns; {}",
+            run.close_at_ms,
+            run.describe_batches()
+        ));
+    };
+    if run.tasks_alive > 0 {
+        return Err(format!(
+            "the producer closed the stream at {} ms and join() returned at {ended_ms} ms, but \
+             {} task(s) were still alive after it, with every ready task run: something the \
+             batcher started outlived it",
+            run.close_at_ms, run.tasks_alive
+        ));
     }
-    let duplicated = invariant::exactly_once_effects(&ctx.trace);
-    if !duplicated.is_empty() {
-        let ids: Vec<u64> = duplicated.iter().filter_map(|v| v.msg).collect();
-        fail(
-            ctx,
-            &duplicated,
-            format!(
-                "{} came out more than once; {}",
-                names(&ids),
-                run.describe_batches()
-            ),
-        );
+    Ok(())
+}
+
+fn judge(run: &Run, trace: &Trace, upto: usize) -> Result<(), String> {
+    none_lost(run, trace)?;
+    if upto >= 2 {
+        on_time(run)?;
     }
-    let went_in: Vec<u64> = run.sent_at_ms.keys().copied().collect();
-    let came_out = run.came_out();
-    assert!(
-        came_out == went_in,
-        "messages went in as {went_in:?} and came out as {came_out:?}: the batcher must keep \
-         their order; {}",
-        run.describe_batches()
+    if upto >= 3 {
+        ends(run)?;
+    }
+    Ok(())
+}
+
+fn property(ctx: &mut Ctx, name: &str, pace: Pace, close: Close, upto: usize) {
+    prop::for_all(
+        ctx,
+        name,
+        CASES,
+        histories(pace, close),
+        |history| history.to_string(),
+        |history, trace| judge(&play(history, trace), trace, upto),
     );
 }
 
-/// m1 and m2 wait in a partial batch when the flush timer fires at 100 ms; m3..m6 fill a
-/// whole batch at 106 ms; m7 waits alone when the timer fires at 300 ms.
 fn no_message_lost(ctx: &mut Ctx) {
-    let script = [
-        (1, Send(1)),
-        (2, Send(2)),
-        (103, Send(3)),
-        (104, Send(4)),
-        (105, Send(5)),
-        (106, Send(6)),
-        (207, Send(7)),
-        (350, Close),
-    ];
-    let run = run_script(&ctx.trace, &script);
-    require_each_once_in_order(ctx, &run);
+    property(
+        ctx,
+        "no message is lost when the timer fires mid-batch",
+        Pace::Mixed,
+        Close::Quiet,
+        1,
+    );
 }
 
-/// A trickle, one message every 71 ms: a whole batch takes longer than the flush interval to
-/// fill, so the flush timer has to send the partial batches, and no message may wait longer
-/// than the flush interval.
 fn flushed_within_interval(ctx: &mut Ctx) {
-    let script = [
-        (1, Send(1)),
-        (72, Send(2)),
-        (143, Send(3)),
-        (214, Send(4)),
-        (450, Close),
-    ];
-    let run = run_script(&ctx.trace, &script);
-    require_each_once_in_order(ctx, &run);
-    for (out_ms, batch) in &run.batches {
-        for id in batch {
-            let sent_ms = run.sent_at_ms[id];
-            let waited_ms = out_ms - sent_ms;
-            assert!(
-                waited_ms <= FLUSH_INTERVAL_MS,
-                "m{id} was sent at {sent_ms} ms and came out at {out_ms} ms, {waited_ms} ms \
-                 later: no message may wait longer than the flush interval, {FLUSH_INTERVAL_MS} \
-                 ms. With one message every 71 ms, a batch of {BATCH_SIZE} takes {} ms to \
-                 fill, so the flush has to come from the timer; {}",
-                71 * (BATCH_SIZE as u64 - 1),
-                run.describe_batches()
-            );
-        }
-    }
+    property(
+        ctx,
+        "every message goes out within the flush interval",
+        Pace::Trickle,
+        Close::Quiet,
+        2,
+    );
 }
 
-/// The producer closes the stream at 50 ms with m1 and m2 in a partial batch: they go out
-/// and the batcher ends.
 fn ends_when_stream_closes(ctx: &mut Ctx) {
-    let script = [(1, Send(1)), (2, Send(2)), (50, Close)];
-    let run = run_script(&ctx.trace, &script);
-    require_each_once_in_order(ctx, &run);
-    assert!(
-        run.ended,
-        "the producer closed the stream at {} ms and m1, m2 went out, but the batcher was \
-         still running {END_BOUND_MS} ms later: a task that outlives its input never ends, and \
-         `join` never returns; {}",
-        run.closed_at_ms,
-        run.describe_batches()
+    property(
+        ctx,
+        "the batcher sends what it holds and ends when the stream closes",
+        Pace::Mixed,
+        Close::Any,
+        3,
     );
 }
 
@@ -293,31 +487,34 @@ fn checks() {
             Stage {
                 id: "no-message-lost",
                 title: "Every message sent comes out in a batch, once, in order",
-                mentor: "Some messages went into the batcher and never came out. When the flush \
-                         timer wins the select!, what happens to the other branch's future, \
-                         and to everything that future was holding? (Changing which branch is \
-                         polled first, with `biased;`, doesn't change what happens to the loser.)",
+                mentor: "Not every message came out exactly once, in the order it went in. \
+                         Follow the one the run names from the moment `recv()` handed it over: \
+                         where was it when the flush timer fired? When another branch wins the \
+                         select!, what happens to the losing branch's future, and to everything \
+                         it was holding? (Changing which branch is polled first, with \
+                         `biased;`, doesn't change what happens to the loser.)",
                 run: no_message_lost,
             },
             Stage {
                 id: "flushed-within-interval",
-                title: "A partial batch goes out within the flush interval",
-                mentor: "Close! Nothing is lost now. But on a slow trickle, messages sit in a \
-                         half-full batch far longer than flush_interval. Either the timer \
-                         can't see the partial batch (it's still inside a future), or the timer \
-                         never fires: a sleep or an interval created afresh on every turn of \
-                         the loop starts over with each message.",
+                title: "No message waits longer than the flush interval",
+                mentor: "Close! Nothing is lost now. But a batch came out too late or too big: a \
+                         message waited longer than the flush interval, a full batch waited at \
+                         all, or a batch held more than BATCH_SIZE. When does your timer fire, \
+                         and what moves it? A sleep, interval or timeout made afresh on every \
+                         turn of the loop, or pushed back by every message, starts over while \
+                         messages keep coming; a partial batch held inside a future is out of \
+                         the timer's reach; and a full batch should not wait for the timer.",
                 run: flushed_within_interval,
             },
             Stage {
                 id: "ends-when-stream-closes",
                 title: "When the stream closes, the rest goes out and the batcher ends",
                 mentor: "Better! Batches are whole and on time. But when the producer closes the \
-                         stream, the batcher must send what it holds and end. What does \
-                         `recv()` return once the stream is closed, and what does your select! \
-                         do with it? A `Some(x) = ...` pattern just disables the branch, and \
-                         the timer keeps the loop alive forever; returning at once throws the \
-                         partial batch away.",
+                         stream, the batcher must send what it holds, end, and leave nothing \
+                         running. What does `recv()` return once the stream is closed, and what \
+                         does your loop do with it? What else did the batcher start, and who \
+                         stops it?",
                 run: ends_when_stream_closes,
             },
         ],
