@@ -106,12 +106,12 @@ fn seconds(ms: u64) -> String {
     }
 }
 
-fn ordinal(n: u8) -> &'static str {
+fn ordinal(n: u8) -> String {
     match n {
-        1 => "1st",
-        2 => "2nd",
-        3 => "3rd",
-        _ => "4th",
+        1 => "1st".to_owned(),
+        2 => "2nd".to_owned(),
+        3 => "3rd".to_owned(),
+        _ => format!("{n}th"),
     }
 }
 
@@ -144,7 +144,10 @@ fn tell(history: &History) -> String {
                 format!("send a payment of {amount} cents")
             }
             Op::Deliver { consumer, fate } => {
-                format!("{} receives the next message and {fate}", CONSUMERS[*consumer])
+                format!(
+                    "{} receives the next message and {fate}",
+                    CONSUMERS[*consumer]
+                )
             }
             Op::Finish { consumer } => format!(
                 "{} finally handles the oldest message it holds and acks",
@@ -161,64 +164,84 @@ fn tell(history: &History) -> String {
     )
 }
 
+/// Weighted choices as a table: a raw number picks an entry, and 0 (where shrinking goes)
+/// picks the first.
+fn table<T: Copy>(weighted: &[(usize, T)]) -> Vec<T> {
+    weighted
+        .iter()
+        .flat_map(|(weight, choice)| std::iter::repeat_n(*choice, *weight))
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Send,
+    Deliver,
+    Wait,
+    Restart,
+    Finish,
+}
+
+/// Decodes one raw number into an operation of the stage's mix. Histories are drawn as raw
+/// numbers, which proptest generates and shrinks far faster than a tree of strategies, and
+/// read as operations here; a raw 0 is the plainest operation, a send of a fresh amount.
+fn decode(mix: &Mix, kinds: &[Kind], fates: &[Fate], raw: u32) -> Op {
+    let kind = kinds[raw as usize % kinds.len()];
+    let rest = raw / kinds.len() as u32;
+    let consumer = rest as usize % mix.consumers;
+    match kind {
+        Kind::Send => Op::Send {
+            repeated: (mix.repeated_amounts && rest % 10 < 7).then_some((rest / 10) as u8),
+        },
+        Kind::Deliver => Op::Deliver {
+            consumer,
+            fate: fates[(rest / 2) as usize % fates.len()],
+        },
+        Kind::Wait => {
+            let spread = u64::from(rest / 7);
+            let ms = match rest % 7 {
+                0..=2 => 1 + spread % 2_500,
+                3 | 4 => VISIBILITY_TIMEOUT_MS,
+                _ => VISIBILITY_TIMEOUT_MS / 2 + spread % (VISIBILITY_TIMEOUT_MS * 3 / 2),
+            };
+            Op::Wait { ms }
+        }
+        Kind::Restart => Op::Restart { consumer },
+        Kind::Finish => Op::Finish { consumer },
+    }
+}
+
 fn histories(mix: Mix) -> impl Strategy<Value = History> {
-    let consumer = 0..mix.consumers;
-    let mut fates: Vec<(u32, BoxedStrategy<Fate>)> = vec![
-        (4, Just(Fate::Ack).boxed()),
-        (3, Just(Fate::AckLost).boxed()),
-    ];
+    let mut fates = vec![(4, Fate::Ack), (3, Fate::AckLost)];
     if mix.crash_before_handle {
-        fates.push((2, Just(Fate::CrashBeforeHandle).boxed()));
+        fates.push((2, Fate::CrashBeforeHandle));
     }
     if mix.crash_between_commits {
-        fates.push((4, (1u8..=3).prop_map(Fate::CrashAfterCommit).boxed()));
+        fates.extend([
+            (2, Fate::CrashAfterCommit(1)),
+            (1, Fate::CrashAfterCommit(2)),
+            (1, Fate::CrashAfterCommit(3)),
+        ]);
     }
     if mix.slow_consumers {
-        fates.push((2, Just(Fate::Hold).boxed()));
+        fates.push((2, Fate::Hold));
     }
-    let fate = prop::proptest::strategy::Union::new_weighted(fates);
-    let repeated = if mix.repeated_amounts {
-        prop::proptest::option::weighted(0.7, any::<u8>()).boxed()
-    } else {
-        Just(None).boxed()
-    };
-    let wait = prop_oneof![
-        3 => 1u64..=2_500,
-        2 => Just(VISIBILITY_TIMEOUT_MS),
-        2 => VISIBILITY_TIMEOUT_MS / 2..=VISIBILITY_TIMEOUT_MS * 2,
-    ];
-    let mut ops: Vec<(u32, BoxedStrategy<Op>)> = vec![
-        (4, repeated.prop_map(|repeated| Op::Send { repeated }).boxed()),
-        (
-            5,
-            (consumer.clone(), fate)
-                .prop_map(|(consumer, fate)| Op::Deliver { consumer, fate })
-                .boxed(),
-        ),
-        (2, wait.prop_map(|ms| Op::Wait { ms }).boxed()),
-    ];
+    let mut kinds = vec![(4, Kind::Send), (5, Kind::Deliver), (2, Kind::Wait)];
     if mix.restarts {
-        ops.push((
-            1,
-            consumer
-                .clone()
-                .prop_map(|consumer| Op::Restart { consumer })
-                .boxed(),
-        ));
+        kinds.push((1, Kind::Restart));
     }
     if mix.slow_consumers {
-        ops.push((
-            2,
-            consumer.prop_map(|consumer| Op::Finish { consumer }).boxed(),
-        ));
+        kinds.push((2, Kind::Finish));
     }
-    let first_id = prop_oneof![Just(1u64), Just(99), 100u64..=130, Just(1_000_001)];
-    let op = prop::proptest::strategy::Union::new_weighted(ops);
-    (first_id, prop::proptest::collection::vec(op, 1..=mix.ops_max)).prop_map(move |(first_id, ops)| {
+    let (fates, kinds) = (table(&fates), table(&kinds));
+    let first_ids = [1u64, 99, 100, 101, 127, 1_000_001];
+    let raw_ops = prop::proptest::collection::vec(any::<u32>(), 1..=mix.ops_max);
+    (0..first_ids.len(), raw_ops).prop_map(move |(first, raw_ops)| {
         // Keep the number of payments under the stage's bound.
         let mut sends = 0;
-        let ops = ops
-            .into_iter()
+        let ops = raw_ops
+            .iter()
+            .map(|raw| decode(&mix, &kinds, &fates, *raw))
             .filter(|op| {
                 if matches!(op, Op::Send { .. }) {
                     sends += 1;
@@ -228,7 +251,10 @@ fn histories(mix: Mix) -> impl Strategy<Value = History> {
                 }
             })
             .collect();
-        History { first_id, ops }
+        History {
+            first_id: first_ids[first],
+            ops,
+        }
     })
 }
 
@@ -271,6 +297,9 @@ struct Run<'t> {
     story: BTreeMap<u64, Vec<String>>,
     /// How many times each message was handled.
     handled: BTreeMap<u64, u32>,
+    /// Handles that moved the balance so far, and that count at each message's first credit.
+    credits: u64,
+    first_credit: BTreeMap<u64, u64>,
 }
 
 impl<'t> Run<'t> {
@@ -287,6 +316,8 @@ impl<'t> Run<'t> {
             credited_cents: BTreeMap::new(),
             story: BTreeMap::new(),
             handled: BTreeMap::new(),
+            credits: 0,
+            first_credit: BTreeMap::new(),
         }
     }
 
@@ -303,7 +334,10 @@ impl<'t> Run<'t> {
     }
 
     fn story_of(&self, id: u64) -> String {
-        self.story.get(&id).map(|s| s.join("; ")).unwrap_or_default()
+        self.story
+            .get(&id)
+            .map(|s| s.join("; "))
+            .unwrap_or_default()
     }
 
     /// The balance, read through a new connection (the learner's own schema).
@@ -381,6 +415,7 @@ impl<'t> Run<'t> {
         let amount = self.amount_cents[&id];
         let before = self.balance_cents();
         *self.handled.entry(id).or_insert(0) += 1;
+        let commits_before = self.store.commits();
         self.store.traced(self.trace, name, Some(id));
         if let Some(commits) = crash_after {
             self.store.crash_after_commits(u64::from(commits));
@@ -391,6 +426,7 @@ impl<'t> Run<'t> {
         });
         self.store.disarm();
         self.store.untraced();
+        let commits_made = self.store.commits() - commits_before;
         let crashed = outcome.is_err() || crash_after.is_some();
         if crashed {
             // A store that died mid-handle must come back before the balance can be read.
@@ -403,12 +439,14 @@ impl<'t> Run<'t> {
         let attempt = delivery.attempt;
         let how = match (&outcome, crash_after) {
             (Err(crash), _) => format!(
-                "{name} handled m{id} (attempt {attempt}) and crashed right after ledger commit \
-                 {} of the run",
-                crash.after_commit
+                "{name} handled m{id} (attempt {attempt}) and crashed right after its {} ledger \
+                 commit for it",
+                ordinal(u8::try_from(crash.after_commit - commits_before).unwrap_or(u8::MAX))
             ),
             (Ok(()), Some(_)) => format!(
-                "{name} handled m{id} (attempt {attempt}) and crashed before its ack"
+                "{name} handled m{id} (attempt {attempt}) in {} ledger commit(s) and crashed \
+                 before its ack",
+                commits_made
             ),
             (Ok(()), None) => format!("{name} handled m{id} (attempt {attempt})"),
         };
@@ -442,12 +480,22 @@ impl<'t> Run<'t> {
                 ),
             ));
         }
+        if delta != 0 {
+            self.credits += 1;
+            self.first_credit.entry(id).or_insert(self.credits);
+        }
         if credited > amount {
+            let between = self.credits - self.first_credit[&id] - 1;
+            let others = match between {
+                0 => String::new(),
+                1 => "; one other payment was credited in between".to_owned(),
+                n => format!("; {n} other payments were credited in between"),
+            };
             return Err(self.fail(
                 Invariant::ExactlyOnceEffects,
                 id,
                 format!(
-                    "m{id} pays {amount} cents and the balance now holds it {} times: {}",
+                    "m{id} pays {amount} cents and the balance now holds it {} times: {}{others}",
                     credited / amount.max(1),
                     self.story_of(id)
                 ),
@@ -483,7 +531,11 @@ impl<'t> Run<'t> {
             self.tell(id, format!("{name}'s ack of m{id} was lost"));
         } else {
             self.broker.ack(id);
-            self.trace.event(name, EventKind::Ack).to("broker").msg(id).record();
+            self.trace
+                .event(name, EventKind::Ack)
+                .to("broker")
+                .msg(id)
+                .record();
             self.tell(id, format!("{name} acked m{id}"));
         }
         let amount = self.amount_cents[&id];
@@ -536,7 +588,9 @@ impl<'t> Run<'t> {
             Fate::CrashBeforeHandle => {
                 self.tell(
                     id,
-                    format!("{name} received m{id} (attempt {attempt}) and crashed before handling it"),
+                    format!(
+                        "{name} received m{id} (attempt {attempt}) and crashed before handling it"
+                    ),
                 );
                 self.restart(
                     who,

@@ -86,7 +86,11 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
                 .record();
         } else {
             broker.ack(id);
-            trace.event("c1", EventKind::Ack).to("broker").msg(id).record();
+            trace
+                .event("c1", EventKind::Ack)
+                .to("broker")
+                .msg(id)
+                .record();
         }
     }
 
