@@ -626,9 +626,10 @@ fn checks() {
             Stage {
                 id: "crash-after-receive",
                 title: "A consumer that crashes before its ack loses nothing",
-                mentor: "Consumers crash between receive and ack. Follow the message named \
-                         below: after its consumer died, where was it, and once its visibility \
-                         timeout was over, who could get it back?",
+                mentor: "A message must survive whatever its consumer does between receive and \
+                         ack, crashing included. Follow the message named below: where was it \
+                         after its last receive, and once its visibility timeout was over, could \
+                         anyone get it back?",
                 run: crash_after_receive,
             },
             Stage {

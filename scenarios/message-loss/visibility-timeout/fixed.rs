@@ -97,6 +97,9 @@ impl Queue {
             visibility_timeout: Duration::from_millis(visibility_timeout_ms),
             //~ broken:
             //~ visibility_timeout: Duration::from_secs(visibility_timeout_ms),
+            //~ wrong: timeout-rounded-to-seconds
+            //~ // Visibility timeouts are whole seconds, as SQS configures them.
+            //~ visibility_timeout: Duration::from_secs(visibility_timeout_ms / 1_000),
             //~ end
             ready: VecDeque::new(),
             //~ site: pop-on-receive
