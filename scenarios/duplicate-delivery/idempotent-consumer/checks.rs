@@ -466,7 +466,11 @@ impl<'t> Run<'t> {
             self.trace
                 .event(name, EventKind::Note)
                 .msg(id)
-                .note(format!("m{id} skipped, balance stays {after}"))
+                .note(if crashed {
+                    format!("balance still {after} when {name} died")
+                } else {
+                    format!("m{id} skipped, balance stays {after}")
+                })
                 .record();
         }
         if delta != 0 && delta != amount && delta != -amount {
@@ -791,9 +795,9 @@ fn checks() {
                 id: "redelivery-after-crash-counts",
                 title: "A redelivery after a crash before crediting still counts",
                 mentor: "Better! But a redelivery is not always a duplicate: a consumer can crash \
-                         after receiving a message and before crediting anything, and messages \
-                         then come back out of order. Who knows for sure whether a message's \
-                         payment is already in?",
+                         after receiving a message and before crediting anything, and that \
+                         message can come back after newer ones were applied. Who knows for sure \
+                         whether a message's payment is already in?",
                 run: redelivery_after_crash_counts,
             },
             Stage {

@@ -129,8 +129,8 @@ impl Queue {
         id
     }
 
-    /// Hands out a visible message, or `None` when nothing is visible. This queue prefers
-    /// a message whose deadline has passed, lowest id first, then the oldest never received.
+    /// Hands out a visible message, or `None` when nothing is visible. Which one, when
+    /// several are visible, is the queue's choice.
     ///
     /// The consumer owns the job until it calls [`Queue::ack`] or until
     /// [`Queue::ack_deadline_ms`] as it stood at this receive, whichever comes first.
