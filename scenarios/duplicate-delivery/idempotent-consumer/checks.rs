@@ -218,9 +218,11 @@ fn histories(mix: Mix) -> impl Strategy<Value = History> {
     }
     if mix.crash_between_commits {
         fates.extend([
-            (2, Fate::CrashAfterCommit(1)),
-            (1, Fate::CrashAfterCommit(2)),
+            (3, Fate::CrashAfterCommit(1)),
+            (2, Fate::CrashAfterCommit(2)),
             (1, Fate::CrashAfterCommit(3)),
+            (1, Fate::CrashAfterCommit(4)),
+            (1, Fate::CrashAfterCommit(5)),
         ]);
     }
     if mix.slow_consumers {
