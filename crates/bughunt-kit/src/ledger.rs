@@ -14,6 +14,10 @@
 //!   (the check catches it with [`catching_crash`] and restarts the consumer). Until
 //!   [`Store::restart`], every transaction of the dead process dies the same way, so ignoring
 //!   the crash does not bring the process back.
+//! - A check can also stall a process right after a commit with [`Store::stall_after_commits`]:
+//!   what other processes do meanwhile runs there, and then the stalled one goes on, so a
+//!   first attempt that is slow, not dead, finishes after the second (on one thread: the
+//!   order is exact, no scheduler involved).
 //! - Everything that must outlive a consumer process lives in the store; clones share it.
 //!
 //! Rows are string keys with `i64` values, in one namespace, like a tiny key-value database:
@@ -23,6 +27,7 @@
 //! Limits: one process at a time (the checks that use it run consumers one step at a time),
 //! no nested transactions (a transaction inside another panics: there is one connection).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +60,18 @@ struct State {
     in_transaction: bool,
     /// Where commits are drawn, and as whose, about which message.
     tracing: Option<(Trace, String, Option<u64>)>,
+}
+
+/// What runs while a process is stalled: the store it is armed on, after which commit, and the
+/// work. Kept per thread, beside the store, so the store stays `Send` whatever the work holds.
+struct Stall {
+    store: usize,
+    after_commit: u64,
+    meanwhile: Box<dyn FnOnce()>,
+}
+
+thread_local! {
+    static STALL: RefCell<Option<Stall>> = const { RefCell::new(None) };
 }
 
 /// One transaction's view of the rows. Writes apply when the closure returns.
@@ -200,7 +217,43 @@ impl Store {
             drop(state);
             die(commit);
         }
+        drop(state);
+        let key = self.key();
+        let stall = STALL.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            match &*slot {
+                Some(stall) if stall.store == key && stall.after_commit == commit => slot.take(),
+                _ => None,
+            }
+        });
+        if let Some(stall) = stall {
+            (stall.meanwhile)();
+        }
         result
+    }
+
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Arms a stall: right after the `commits_from_now`-th commit from now (1 = the next
+    /// one), before the code that made it goes on, `meanwhile` runs on this thread: what other
+    /// processes do while this one is stalled. One stall at a time per thread.
+    pub fn stall_after_commits(&self, commits_from_now: u64, meanwhile: impl FnOnce() + 'static) {
+        let after_commit = self.commits() + commits_from_now.max(1);
+        let store = self.key();
+        STALL.with(|slot| {
+            *slot.borrow_mut() = Some(Stall {
+                store,
+                after_commit,
+                meanwhile: Box::new(meanwhile),
+            })
+        });
+    }
+
+    /// Cancels a stall that has not happened.
+    pub fn unstall(&self) {
+        STALL.with(|slot| slot.borrow_mut().take());
     }
 
     /// Arms a crash: the `commits_from_now`-th commit from now (1 = the next one) applies,
@@ -326,6 +379,24 @@ mod tests {
             store.transaction(|_| panic!("inside"));
         }));
         assert_eq!(store.transaction(|tx| tx.put("b", 2)), None);
+    }
+
+    /// A stall runs the other process's work right after the armed commit, then the stalled
+    /// one goes on.
+    #[test]
+    fn a_stall_lets_another_process_run_between_two_commits() {
+        let store = Store::new();
+        let other = store.clone();
+        store.stall_after_commits(1, move || {
+            other.transaction(|tx| tx.add("balance", 100));
+        });
+        store.transaction(|tx| tx.put("applied/1", 1));
+        assert_eq!(store.transaction(|tx| tx.get("balance")), Some(100));
+        store.transaction(|tx| tx.add("balance", 5));
+        assert_eq!(store.transaction(|tx| tx.get("balance")), Some(105));
+        store.stall_after_commits(1, || panic!("cancelled"));
+        store.unstall();
+        store.transaction(|tx| tx.get("balance"));
     }
 
     /// Commits that write are drawn, with their rows.

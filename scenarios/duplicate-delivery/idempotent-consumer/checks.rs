@@ -7,8 +7,10 @@
 //! fully specified (each payment in the balance once), so each history is compared with it
 //! after every step.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::rc::Rc;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
 use bughunt_kit::clock::Clock;
@@ -42,6 +44,10 @@ enum Fate {
     CrashAfterCommit(u8),
     /// A slow consumer: it holds the message and handles it later (`Finish`).
     Hold,
+    /// The process stalls right after its k-th ledger commit while handling, until its
+    /// visibility timeout is over; meanwhile the other consumer gets the message again,
+    /// handles it and acks; then the first goes on and acks.
+    StallAfterCommit(u8),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +80,7 @@ struct Mix {
     crash_before_handle: bool,
     crash_between_commits: bool,
     slow_consumers: bool,
+    stalls: bool,
     sends_max: usize,
     ops_max: usize,
 }
@@ -85,6 +92,7 @@ const LOST_ACKS: Mix = Mix {
     crash_before_handle: false,
     crash_between_commits: false,
     slow_consumers: false,
+    stalls: false,
     sends_max: 8,
     ops_max: 24,
 };
@@ -127,6 +135,12 @@ impl fmt::Display for Fate {
                 ordinal(*k)
             ),
             Fate::Hold => write!(f, "holds it, slow"),
+            Fate::StallAfterCommit(k) => write!(
+                f,
+                "stalls right after its {} ledger commit for it until its timeout is over (the \
+                 other consumer gets it again meanwhile), then goes on and acks",
+                ordinal(*k)
+            ),
         }
     }
 }
@@ -228,6 +242,13 @@ fn histories(mix: Mix) -> impl Strategy<Value = History> {
     if mix.slow_consumers {
         fates.push((2, Fate::Hold));
     }
+    if mix.stalls {
+        fates.extend([
+            (3, Fate::StallAfterCommit(1)),
+            (2, Fate::StallAfterCommit(2)),
+            (1, Fate::StallAfterCommit(3)),
+        ]);
+    }
     let mut kinds = vec![(4, Kind::Send), (5, Kind::Deliver), (2, Kind::Wait)];
     if mix.restarts {
         kinds.push((1, Kind::Restart));
@@ -277,6 +298,22 @@ impl Process {
     }
 }
 
+/// The other consumer's turn while a process is stalled: its process (lent to the stall and
+/// given back), and what its handle did.
+struct Meanwhile {
+    other: usize,
+    commits: u8,
+    helper: Rc<RefCell<Option<Process>>>,
+    outcome: Rc<RefCell<Option<HelperOutcome>>>,
+}
+
+struct HelperOutcome {
+    attempt: u32,
+    /// The balance when the stall began, and after the other consumer's handle.
+    before: i64,
+    after: i64,
+}
+
 /// How a handle ended.
 enum Handled {
     Returned,
@@ -299,6 +336,8 @@ struct Run<'t> {
     story: BTreeMap<u64, Vec<String>>,
     /// How many times each message was handled.
     handled: BTreeMap<u64, u32>,
+    /// The time of the next thing told, when it happened before now (a stalled handle).
+    told_at_ms: Option<u64>,
     /// Handles that moved the balance so far, and that count at each message's first credit.
     credits: u64,
     first_credit: BTreeMap<u64, u64>,
@@ -318,6 +357,7 @@ impl<'t> Run<'t> {
             credited_cents: BTreeMap::new(),
             story: BTreeMap::new(),
             handled: BTreeMap::new(),
+            told_at_ms: None,
             credits: 0,
             first_credit: BTreeMap::new(),
         }
@@ -328,7 +368,7 @@ impl<'t> Run<'t> {
     }
 
     fn tell(&mut self, id: u64, what: String) {
-        let at = seconds(self.now_ms());
+        let at = seconds(self.told_at_ms.take().unwrap_or_else(|| self.now_ms()));
         self.story
             .entry(id)
             .or_default()
@@ -406,11 +446,100 @@ impl<'t> Run<'t> {
 
     /// Runs the learner's `handle`, with a crash armed after `crash_after` commits, and
     /// checks what it did to the balance.
+    /// Arms a stall of `who` after `commits` ledger commits: the other consumer then gets
+    /// `delivery` again (its timeout over), handles it and acks.
+    fn arm_stall(
+        &mut self,
+        who: usize,
+        delivery: &Delivery,
+        commits: u8,
+        balance_before_cents: i64,
+    ) -> Meanwhile {
+        let other = (who + 1) % CONSUMERS.len();
+        let (name, other_name) = (CONSUMERS[who], CONSUMERS[other]);
+        let stand_in = Process::start(&self.store);
+        let helper = Rc::new(RefCell::new(Some(std::mem::replace(
+            &mut self.processes[other],
+            stand_in,
+        ))));
+        let outcome = Rc::new(RefCell::new(None));
+        let (store, clock, trace) = (self.store.clone(), self.clock.clone(), self.trace.clone());
+        let redelivery = Delivery {
+            attempt: delivery.attempt + 1,
+            ..delivery.clone()
+        };
+        let (lent, told) = (helper.clone(), outcome.clone());
+        self.store.stall_after_commits(u64::from(commits), move || {
+            let Some(mut process) = lent.borrow_mut().take() else {
+                return;
+            };
+            let id = redelivery.id;
+            let before = Ledger::open(store.clone()).balance_cents();
+            let stalled_delta = before - balance_before_cents;
+            if stalled_delta != 0 {
+                trace
+                    .event(name, EventKind::Process)
+                    .to("ledger")
+                    .msg(id)
+                    .note(format!("{stalled_delta:+} cents, balance {before}"))
+                    .record();
+            }
+            trace
+                .event(name, EventKind::Stall)
+                .msg(id)
+                .note(format!(
+                    "{name} stalls past the visibility timeout of m{id}"
+                ))
+                .record();
+            trace.set_time_ms(clock.advance_ms(VISIBILITY_TIMEOUT_MS));
+            trace
+                .event("broker", EventKind::Redeliver)
+                .to(other_name)
+                .msg(id)
+                .note(format!(
+                    "attempt {}, while {name} is stalled past its timeout",
+                    redelivery.attempt
+                ))
+                .record();
+            store.traced(&trace, other_name, Some(id));
+            process.consumer.handle(&mut process.ledger, &redelivery);
+            store.traced(&trace, name, Some(id));
+            let after = Ledger::open(store.clone()).balance_cents();
+            let delta = after - before;
+            if delta != 0 {
+                trace
+                    .event(other_name, EventKind::Process)
+                    .to("ledger")
+                    .msg(id)
+                    .note(format!("{delta:+} cents, balance {after}"))
+                    .record();
+            }
+            trace
+                .event(other_name, EventKind::Ack)
+                .to("broker")
+                .msg(id)
+                .record();
+            *told.borrow_mut() = Some(HelperOutcome {
+                attempt: redelivery.attempt,
+                before,
+                after,
+            });
+            *lent.borrow_mut() = Some(process);
+        });
+        Meanwhile {
+            other,
+            commits,
+            helper,
+            outcome,
+        }
+    }
+
     fn handle(
         &mut self,
         who: usize,
         delivery: &Delivery,
         crash_after: Option<u8>,
+        stall_after: Option<u8>,
     ) -> Result<Handled, String> {
         let name = CONSUMERS[who];
         let id = delivery.id;
@@ -418,6 +547,8 @@ impl<'t> Run<'t> {
         let before = self.balance_cents();
         *self.handled.entry(id).or_insert(0) += 1;
         let commits_before = self.store.commits();
+        let started_ms = self.now_ms();
+        let meanwhile = stall_after.map(|commits| self.arm_stall(who, delivery, commits, before));
         self.store.traced(self.trace, name, Some(id));
         if let Some(commits) = crash_after {
             self.store.crash_after_commits(u64::from(commits));
@@ -427,7 +558,61 @@ impl<'t> Run<'t> {
             process.consumer.handle(&mut process.ledger, delivery);
         });
         self.store.disarm();
+        self.store.unstall();
         self.store.untraced();
+        let mut before = before;
+        let mut stalled = None;
+        if let Some(meanwhile) = meanwhile {
+            let helper = meanwhile.helper.borrow_mut().take();
+            self.processes[meanwhile.other] = helper.unwrap_or_else(|| Process::start(&self.store));
+            let helped = meanwhile.outcome.borrow_mut().take();
+            if let Some(helped) = helped {
+                let other_name = CONSUMERS[meanwhile.other];
+                stalled = Some(meanwhile.commits);
+                self.told_at_ms = Some(started_ms);
+                self.account(
+                    name,
+                    id,
+                    helped.before - before,
+                    helped.before,
+                    format!(
+                        "{name} handled m{id} (attempt {}) and stalled right after its {} ledger \
+                         commit for it",
+                        delivery.attempt,
+                        ordinal(meanwhile.commits)
+                    ),
+                    false,
+                    false,
+                )?;
+                self.account(
+                    other_name,
+                    id,
+                    helped.after - helped.before,
+                    helped.after,
+                    format!(
+                        "while {name} was stalled past its visibility timeout, {other_name} got \
+                         m{id} again (attempt {}) and handled it",
+                        helped.attempt
+                    ),
+                    false,
+                    false,
+                )?;
+                self.broker.ack(id);
+                self.tell(id, format!("{other_name} acked m{id}"));
+                before = helped.after;
+                if self.credited_cents[&id] != amount {
+                    return Err(self.fail(
+                        Invariant::AtLeastOnce,
+                        id,
+                        format!(
+                            "{other_name} handled m{id} and acked it, and its payment of {amount} \
+                             cents is not in the balance: {}",
+                            self.story_of(id)
+                        ),
+                    ));
+                }
+            }
+        }
         let commits_made = self.store.commits() - commits_before;
         let crashed = outcome.is_err() || crash_after.is_some();
         if crashed {
@@ -436,42 +621,65 @@ impl<'t> Run<'t> {
         }
         let after = self.balance_cents();
         let delta = after - before;
-        *self.credited_cents.entry(id).or_insert(0) += delta;
-        let credited = self.credited_cents[&id];
         let attempt = delivery.attempt;
-        let how = match (&outcome, crash_after) {
-            (Err(crash), _) => format!(
+        let how = match (&outcome, crash_after, stalled) {
+            (Err(crash), _, _) => format!(
                 "{name} handled m{id} (attempt {attempt}) and crashed right after its {} ledger \
                  commit for it",
                 ordinal(u8::try_from(crash.after_commit - commits_before).unwrap_or(u8::MAX))
             ),
-            (Ok(()), Some(_)) => format!(
-                "{name} handled m{id} (attempt {attempt}) in {} ledger commit(s) and crashed \
-                 before its ack",
-                commits_made
+            (Ok(()), Some(_), _) => format!(
+                "{name} handled m{id} (attempt {attempt}) in {commits_made} ledger commit(s) and \
+                 crashed before its ack"
             ),
-            (Ok(()), None) => format!("{name} handled m{id} (attempt {attempt})"),
+            (Ok(()), None, Some(_)) => {
+                format!("{name} woke up and finished its handling of m{id} (attempt {attempt})")
+            }
+            (Ok(()), None, None) => format!("{name} handled m{id} (attempt {attempt})"),
         };
+        self.account(name, id, delta, after, how, crashed, true)?;
+        if crashed {
+            return Ok(Handled::Crashed);
+        }
+        Ok(Handled::Returned)
+    }
+
+    /// Books `delta`, the move of the balance while `name` handled m`id`, against that
+    /// message, tells it, draws it (unless it was drawn as it happened), and checks it.
+    #[allow(clippy::too_many_arguments)]
+    fn account(
+        &mut self,
+        name: &str,
+        id: u64,
+        delta: i64,
+        after: i64,
+        how: String,
+        crashed: bool,
+        draw: bool,
+    ) -> Result<(), String> {
+        let amount = self.amount_cents[&id];
+        *self.credited_cents.entry(id).or_insert(0) += delta;
+        let credited = self.credited_cents[&id];
         let effect = match delta {
             0 => "the balance did not change".to_owned(),
             _ => format!("the balance moved by {delta:+} cents"),
         };
         self.tell(id, format!("{how}: {effect}"));
-        if delta != 0 {
+        if draw && delta != 0 {
             self.trace
                 .event(name, EventKind::Process)
                 .to("ledger")
                 .msg(id)
                 .note(format!("{delta:+} cents, balance {after}"))
                 .record();
-        } else {
+        } else if draw {
             self.trace
                 .event(name, EventKind::Note)
                 .msg(id)
                 .note(if crashed {
                     format!("balance still {after} when {name} died")
                 } else {
-                    format!("m{id} skipped, balance stays {after}")
+                    format!("no change by {name}: balance stays {after}")
                 })
                 .record();
         }
@@ -517,10 +725,7 @@ impl<'t> Run<'t> {
                 ),
             ));
         }
-        if crashed {
-            return Ok(Handled::Crashed);
-        }
-        Ok(Handled::Returned)
+        Ok(())
     }
 
     /// `who` acks `delivery`, which it has handled; `lost` acks never arrive.
@@ -587,7 +792,7 @@ impl<'t> Run<'t> {
         let (id, attempt) = (delivery.id, delivery.attempt);
         match fate {
             Fate::Ack | Fate::AckLost => {
-                if let Handled::Returned = self.handle(who, &delivery, None)? {
+                if let Handled::Returned = self.handle(who, &delivery, None, None)? {
                     self.ack(who, &delivery, fate == Fate::AckLost)?;
                 }
             }
@@ -605,12 +810,17 @@ impl<'t> Run<'t> {
                 );
             }
             Fate::CrashAfterCommit(commits) => {
-                self.handle(who, &delivery, Some(commits))?;
+                self.handle(who, &delivery, Some(commits), None)?;
                 self.restart(
                     who,
                     &format!("{name} crashed while handling m{id}, before its ack"),
                     Some(id),
                 );
+            }
+            Fate::StallAfterCommit(commits) => {
+                if let Handled::Returned = self.handle(who, &delivery, None, Some(commits))? {
+                    self.ack(who, &delivery, false)?;
+                }
             }
             Fate::Hold => {
                 self.tell(
@@ -628,7 +838,7 @@ impl<'t> Run<'t> {
             return Ok(());
         }
         let delivery = self.processes[who].held.remove(0);
-        if let Handled::Returned = self.handle(who, &delivery, None)? {
+        if let Handled::Returned = self.handle(who, &delivery, None, None)? {
             self.ack(who, &delivery, false)?;
         }
         Ok(())
@@ -747,6 +957,25 @@ fn crash_between_writes(ctx: &mut Ctx) {
     exactly_once(ctx, "a crash between two commits", CASES, mix);
 }
 
+fn slow_first_attempt(ctx: &mut Ctx) {
+    let mix = Mix {
+        consumers: 2,
+        repeated_amounts: true,
+        restarts: true,
+        crash_before_handle: true,
+        crash_between_commits: true,
+        slow_consumers: true,
+        stalls: true,
+        ..LOST_ACKS
+    };
+    exactly_once(
+        ctx,
+        "a first attempt that stalls between two commits",
+        CASES,
+        mix,
+    );
+}
+
 fn every_payment_exactly_once(ctx: &mut Ctx) {
     let mix = Mix {
         consumers: 2,
@@ -755,6 +984,7 @@ fn every_payment_exactly_once(ctx: &mut Ctx) {
         crash_before_handle: true,
         crash_between_commits: true,
         slow_consumers: true,
+        stalls: true,
         sends_max: 40,
         ops_max: 120,
     };
@@ -810,6 +1040,17 @@ fn checks() {
                          does the ledger then say about that payment, and what will its \
                          redelivery do?",
                 run: crash_between_writes,
+            },
+            Stage {
+                id: "slow-first-attempt",
+                title: "A first attempt that stalls between two commits and finishes after the \
+                        redelivery credits nothing more",
+                mentor: "So close! A consumer can stall, not die, between two of its ledger \
+                         commits, for longer than its visibility timeout: the message goes to \
+                         the other consumer, which handles it, and then the first one wakes up \
+                         and carries on. What did your first commit find out, and is it still \
+                         true when your next commit runs?",
+                run: slow_first_attempt,
             },
             Stage {
                 id: "every-payment-exactly-once",

@@ -191,6 +191,17 @@ impl Ledger {
     //~     }
     //~     self.db.transaction(|tx| tx.add(BALANCE_KEY, amount_cents));
     //~     self.db.transaction(|tx| tx.put(&key, 1));
+    //~ wrong: check-then-credit
+    //~ /// Looks the message up first, then credits it together with its record.
+    //~ fn credit_once(&mut self, message_id: u64, amount_cents: i64) {
+    //~     let key = applied_key(message_id);
+    //~     if self.db.transaction(|tx| tx.contains(&key)) {
+    //~         return;
+    //~     }
+    //~     self.db.transaction(|tx| {
+    //~         tx.put(&key, 1);
+    //~         tx.add(BALANCE_KEY, amount_cents);
+    //~     });
     //~ wrong: high-water-mark
     //~ /// Messages come in id order, so the highest id applied is all there is to remember.
     //~ fn credit_once(&mut self, message_id: u64, amount_cents: i64) {
