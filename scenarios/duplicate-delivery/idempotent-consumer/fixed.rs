@@ -12,7 +12,8 @@
 //! Acks travel over a network, and consumer processes crash and restart. The ledger's rows
 //! live in a database, a [`Store`]: it outlives every consumer process, and each
 //! [`Store::transaction`] is one commit, all or nothing. A process can die between two
-//! commits. A [`Ledger`] is one process's connection to that database: a restarted process
+//! commits. Rows are string keys with `i64` values; inside a transaction, `tx` can `get`,
+//! `contains`, `put`, `insert_if_absent`, `add`, `delete` and `scan_prefix` them. A [`Ledger`] is one process's connection to that database: a restarted process
 //! opens a new one, and whatever the old process kept in memory, in its `Consumer` or its
 //! `Ledger`, is gone. The promise to keep: every payment sent is credited exactly once,
 //! however the messages carrying it are delivered.
