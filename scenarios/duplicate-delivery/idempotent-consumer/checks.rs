@@ -25,7 +25,7 @@ const VISIBILITY_TIMEOUT_MS: u64 = 30_000;
 /// The amount that repeats: two different payments can say the same thing.
 const SAME_AMOUNT_CENTS: i64 = 1_000;
 /// Histories per stage: enough to meet every crash point, little enough to stay fast.
-const CASES: u32 = 96;
+const CASES: u32 = 64;
 /// The most rounds of "wait out the timeout, take everything" that end a history.
 const DRAIN_ROUNDS_MAX: u64 = 4;
 const CONSUMERS: [&str; 2] = ["c1", "c2"];
@@ -988,7 +988,7 @@ fn every_payment_exactly_once(ctx: &mut Ctx) {
         sends_max: 40,
         ops_max: 120,
     };
-    exactly_once(ctx, "long runs, every fault", 48, mix);
+    exactly_once(ctx, "long runs, every fault", 32, mix);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use hunt::*;
 const VISIBILITY_TIMEOUT_MS: u64 = 30_000;
 /// Timeouts the histories use: the usual one, and ones that are not whole seconds.
 const TIMEOUTS_MS: [u64; 6] = [VISIBILITY_TIMEOUT_MS, 1_500, 2_750, 999, 12_345, 7];
-const CASES: u32 = 128;
+const CASES: u32 = 96;
 const OPS_MAX: usize = 28;
 /// Rounds of "wait a full timeout, receive and ack everything" that end a history.
 const DRAIN_ROUNDS: u64 = 3;
