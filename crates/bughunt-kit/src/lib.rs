@@ -39,6 +39,7 @@ pub mod disk;
 pub mod explore;
 pub mod fault;
 pub mod invariant;
+pub mod ledger;
 #[cfg(feature = "tokio")]
 pub mod paused;
 pub mod prop;

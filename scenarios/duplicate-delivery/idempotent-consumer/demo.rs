@@ -7,6 +7,7 @@ use bughunt_kit::clock::Clock;
 use bughunt_kit::demo::DemoRun;
 use bughunt_kit::fault::FaultPlan;
 use bughunt_kit::invariant;
+use bughunt_kit::ledger::Store;
 use bughunt_kit::queue::Broker;
 use bughunt_kit::trace::{EventKind, Trace};
 
@@ -26,7 +27,7 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
     let clock = Clock::new();
     let trace = Trace::new();
     let mut broker = Broker::new(clock.clone(), VISIBILITY_TIMEOUT_MS);
-    let mut ledger = Ledger::new();
+    let mut ledger = Ledger::open(Store::new());
     let mut consumer = Consumer::new();
 
     let mut expected_cents = 0i64;
@@ -85,7 +86,11 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
                 .record();
         } else {
             broker.ack(id);
-            trace.event("c1", EventKind::Ack).to("broker").msg(id).record();
+            trace
+                .event("c1", EventKind::Ack)
+                .to("broker")
+                .msg(id)
+                .record();
         }
     }
 

@@ -25,7 +25,11 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
     let mut queue = Queue::new(clock.clone(), VISIBILITY_TIMEOUT_MS);
     for n in 1..=MESSAGE_COUNT {
         let id = queue.send(format!("resize photo {n}"));
-        trace.event("producer", EventKind::Send).to("queue").msg(id).record();
+        trace
+            .event("producer", EventKind::Send)
+            .to("queue")
+            .msg(id)
+            .record();
     }
 
     let mut receive_counts = [0u64; CONSUMERS.len()];
@@ -56,14 +60,20 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
             trace
                 .event(consumer, EventKind::Crash)
                 .msg(id)
-                .note(format!("{consumer} crashed holding m{id}, before its ack; it restarts"))
+                .note(format!(
+                    "{consumer} crashed holding m{id}, before its ack; it restarts"
+                ))
                 .record();
             continue;
         }
         trace.event(consumer, EventKind::Process).msg(id).record();
         processed += 1;
         queue.ack(id);
-        trace.event(consumer, EventKind::Ack).to("queue").msg(id).record();
+        trace
+            .event(consumer, EventKind::Ack)
+            .to("queue")
+            .msg(id)
+            .record();
     }
 
     let lost = invariant::at_least_once(&trace);
