@@ -8,7 +8,10 @@
 //! rebuild every dependency.
 
 #[cfg(not(any(feature = "shuttle", feature = "loom")))]
-pub use std::sync::{atomic, mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+pub use std::sync::{
+    atomic, mpsc, Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard,
+    RwLockWriteGuard,
+};
 
 #[cfg(not(any(feature = "shuttle", feature = "loom")))]
 pub use std::thread;
@@ -25,13 +28,19 @@ pub use shuttle::hint;
 pub use loom::hint;
 
 #[cfg(all(feature = "shuttle", not(feature = "loom")))]
-pub use shuttle::sync::{atomic, mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+pub use shuttle::sync::{
+    atomic, mpsc, Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard,
+    RwLockWriteGuard,
+};
 
 #[cfg(all(feature = "shuttle", not(feature = "loom")))]
 pub use shuttle::thread;
 
 #[cfg(all(feature = "loom", not(feature = "shuttle")))]
-pub use loom::sync::{atomic, mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+pub use loom::sync::{
+    atomic, mpsc, Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard,
+    RwLockWriteGuard,
+};
 
 #[cfg(all(feature = "loom", not(feature = "shuttle")))]
 pub use loom::thread;

@@ -1,15 +1,24 @@
 //! Checks for `lost-update`: the counts stay exact however the consumers' threads interleave.
 //!
-//! Each stage runs a tiny workload (two threads, one or two calls each) under every schedule
-//! shuttle can produce, so a lost update is found on every run and a correct fix is proven for
-//! all interleavings of that workload, not sampled. Every schedule's story is kept while it
-//! runs; when one fails, its story is drawn into the stage's trace.
+//! The first three stages each run a tiny workload (two threads, one or two calls each) under
+//! every schedule shuttle can produce (depth-first search, up to a budget; a program with so
+//! many synchronisation points that the budget runs out gets PCT schedules after it), so the
+//! classic lost update is found on every run and told in the words of that schedule. The last stage is a property
+//! over generated workloads: two or three consumers, each receiving and finishing its own
+//! messages, and two monitors taking snapshots, all at once, each searched with PCT from a
+//! fixed seed within a budget (too many threads to try every schedule); every search
+//! is fair to a thread that yields and bounds the steps of a schedule (see
+//! `bughunt_kit::explore`). Each schedule is checked against what the calls it ran allow: the
+//! final counts equal the calls made, and each snapshot is a state the counts were in at some
+//! instant while it ran. When a schedule fails, its story is drawn into the stage's trace.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex as StdMutex;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
-use bughunt_kit::explore::{every_schedule, explorer_name};
+use bughunt_kit::explore::{explore, Explored, Search};
+use bughunt_kit::prop::proptest::{self, prelude::*};
+use bughunt_kit::prop;
 use bughunt_kit::sync::Arc;
 use bughunt_kit::thread;
 use bughunt_kit::trace::{EventKind, Trace};
@@ -17,42 +26,71 @@ use hunt::*;
 
 /// One thing a thread did in the schedule being explored.
 struct Step {
-    actor: &'static str,
+    actor: String,
     kind: EventKind,
     msg: Option<u64>,
     note: String,
 }
 
-/// The steps of the schedule being explored, in the order they happened. A std mutex, not the
-/// checker's: recording must add no thread switches of its own, and it is never held across one.
+/// One call a consumer made, with the positions in the story where it started and returned.
+#[derive(Clone, Copy)]
+struct CallSpan {
+    consumer: usize,
+    call: Call,
+    started: usize,
+    returned: Option<usize>,
+}
+
+/// A monitor's snapshot, with where it started and returned in the story.
+#[derive(Clone, Copy)]
+struct SnapshotSpan {
+    monitor: usize,
+    started: usize,
+    returned: usize,
+    seen: Counts,
+}
+
+#[derive(Default)]
+struct Log {
+    steps: Vec<Step>,
+    calls: Vec<CallSpan>,
+    snapshots: Vec<SnapshotSpan>,
+}
+
+/// The story of the schedule being explored, in the order things happened. A std mutex, not
+/// the checker's: recording must add no thread switches of its own, and it is never held
+/// across one.
 #[derive(Clone, Default)]
 struct Story {
-    steps: std::sync::Arc<StdMutex<Vec<Step>>>,
+    log: std::sync::Arc<StdMutex<Log>>,
 }
 
 impl Story {
-    fn steps(&self) -> std::sync::MutexGuard<'_, Vec<Step>> {
-        self.steps.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Forgets the previous schedule: a new one starts.
     fn restart(&self) {
-        self.steps().clear();
+        *self.log() = Log::default();
     }
 
-    fn step(&self, actor: &'static str, kind: EventKind, msg: u64, note: impl Into<String>) {
-        self.steps().push(Step { actor, kind, msg: Some(msg), note: note.into() });
+    /// Records a step; returns its position in the story.
+    fn step(&self, actor: impl Into<String>, kind: EventKind, msg: Option<u64>, note: impl Into<String>) -> usize {
+        let mut log = self.log();
+        log.steps.push(Step { actor: actor.into(), kind, msg, note: note.into() });
+        log.steps.len() - 1
     }
 
     /// Records the verdict and fails the schedule with `detail`.
     fn fail(&self, msg: Option<u64>, detail: String) -> ! {
-        self.steps().push(Step { actor: "progress", kind: EventKind::Lost, msg, note: detail.clone() });
+        self.step("progress", EventKind::Lost, msg, detail.clone());
         panic!("{detail}");
     }
 
     fn draw_into(&self, trace: &Trace) {
-        for step in self.steps().iter() {
-            let event = trace.event(step.actor, step.kind).note(step.note.clone());
+        for step in self.log().steps.iter() {
+            let event = trace.event(step.actor.clone(), step.kind).note(step.note.clone());
             match step.msg {
                 Some(msg) => event.msg(msg).record(),
                 None => event.record(),
@@ -71,38 +109,91 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs `test` under every schedule; on a failure, draws the failing schedule into the trace.
-fn explore(ctx: &mut Ctx, workload: &str, test: fn(&Story)) {
-    ctx.replay(format!(
-        "{}: {workload}; every interleaving is tried, in the same order on every run, so the \
-         schedule shown here is the one that fails each time",
-        explorer_name()
-    ));
+/// Runs `test` under the schedules of `search`. On a failure, draws the failing schedule into
+/// `trace` and returns what went wrong, in words.
+fn search_schedules(
+    search: Search,
+    trace: &Trace,
+    test: impl Fn(&Story) + Send + Sync + 'static,
+) -> Result<Explored, String> {
     let story = Story::default();
     let explored = story.clone();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        every_schedule(move || {
+        explore(search, move || {
             explored.restart();
             test(&explored);
         })
     }));
-    let Err(payload) = outcome else { return };
-    story.draw_into(&ctx.trace);
+    let payload = match outcome {
+        Ok(explored) => return Ok(explored),
+        Err(payload) => payload,
+    };
+    story.draw_into(trace);
     let text = panic_text(payload.as_ref());
     if text.contains("tried to acquire a Mutex it already holds") {
-        ctx.trace.event("progress", EventKind::Stall).note("deadlock: a thread waits for a lock it holds").record();
-        panic!(
-            "deadlock: record_received() or record_processed() locked the progress mutex \
-             while its own thread already held the guard; a mutex is not reentrant, so the \
-             thread waits for itself forever ({text})"
-        );
+        trace.event("progress", EventKind::Stall).note("deadlock: a thread waits for a lock it holds").record();
+        return Err(format!(
+            "deadlock: a method of Progress locked its mutex while its own thread already held \
+             the guard; a mutex is not reentrant, so the thread waits for itself forever ({text})"
+        ));
     }
     if text.contains("deadlock") {
-        ctx.trace.event("progress", EventKind::Stall).note("deadlock").record();
-        panic!("deadlock: every thread waits for a lock that no thread will release ({text})");
+        trace.event("progress", EventKind::Stall).note("deadlock").record();
+        return Err(format!(
+            "deadlock: every thread still running waits for another, and none can go on ({text})"
+        ));
     }
-    panic::resume_unwind(payload);
+    if text.contains("max_steps") {
+        trace.event("progress", EventKind::Stall).note("no progress").record();
+        return Err(format!(
+            "a schedule ran {} steps without finishing, although the search let every thread \
+             that yields be overtaken: some thread waits for something no schedule makes \
+             happen. If a thread waits by spinning, does its loop call \
+             bughunt_kit::thread::yield_now()? ({text})",
+            bughunt_kit::explore::STEPS_MAX
+        ));
+    }
+    Err(text)
 }
+
+/// Runs one hand-written workload depth-first, every schedule; if there are more than the
+/// budget allows (a program with many synchronisation points), PCT from a fixed seed goes on
+/// where the depth-first search stopped. Fails the stage on a failing schedule.
+fn explore_story(ctx: &mut Ctx, workload: &str, test: fn(&Story)) {
+    let dfs = Search::Exhaustive { schedules_max: STORY_SCHEDULES_MAX };
+    let pct = Search::Pct { seed: PCT_SEED, depth: PCT_DEPTH, schedules: STORY_PCT_SCHEDULES };
+    ctx.replay(format!(
+        "{}: {workload}; the schedules are tried in the same order on every run, so the \
+         schedule shown here is the one that fails each time",
+        dfs.describe()
+    ));
+    let explored = match search_schedules(dfs, &ctx.trace, test) {
+        Ok(explored) => explored,
+        Err(detail) => panic!("{detail}"),
+    };
+    if explored.complete {
+        ctx.replay(format!(
+            "{}: {workload}; all {} schedules passed",
+            dfs.describe(),
+            explored.schedules
+        ));
+        return;
+    }
+    ctx.replay(format!(
+        "{workload}: the depth-first search stopped after {} schedules without running out, \
+         then {}; the schedules are the same on every run",
+        explored.schedules,
+        pct.describe()
+    ));
+    if let Err(detail) = search_schedules(pct, &ctx.trace, test) {
+        panic!("{detail} (found by PCT, after {} depth-first schedules passed)", explored.schedules);
+    }
+}
+
+/// The depth-first budget of a hand-written story, and the PCT schedules that follow it when
+/// the budget runs out before the schedules do.
+const STORY_SCHEDULES_MAX: usize = 3_000;
+const STORY_PCT_SCHEDULES: usize = 300;
 
 /// Runs `call` on `progress` from a new thread, recording when it starts and when it returns.
 fn spawn_call(
@@ -116,9 +207,9 @@ fn spawn_call(
     let story = story.clone();
     let progress = progress.clone();
     thread::spawn(move || {
-        story.step(actor, kind, msg, format!("{what} starts"));
+        story.step(actor, kind, Some(msg), format!("{what} starts"));
         call(&progress);
-        story.step(actor, EventKind::Note, msg, format!("{what} returned"));
+        story.step(actor, EventKind::Note, Some(msg), format!("{what} returned"));
     })
 }
 
@@ -127,10 +218,10 @@ const FINISH: (EventKind, &str) = (EventKind::Process, "record_processed()");
 
 /// c1 has received m1 and finishes it while c2 receives m2: both updates must count.
 fn receive_during_finish(ctx: &mut Ctx) {
-    explore(ctx, "c1 finishes m1 while c2 receives m2, each calling Progress once", |story| {
+    explore_story(ctx, "c1 finishes m1 while c2 receives m2, each calling Progress once", |story| {
         let progress = Arc::new(Progress::new());
         progress.record_received();
-        story.step("c1", EventKind::Deliver, 1, "received m1 (before the race)");
+        story.step("c1", EventKind::Deliver, Some(1), "received m1 (before the race)");
         let c1 = spawn_call(story, &progress, "c1", 1, Progress::record_processed, FINISH);
         let c2 = spawn_call(story, &progress, "c2", 2, Progress::record_received, RECEIVE);
         c1.join().expect("c1 panicked");
@@ -159,12 +250,12 @@ fn receive_during_finish(ctx: &mut Ctx) {
 
 /// c1 and c2 finish m1 and m2 at the same moment: processed must go from 0 to 2.
 fn two_consumers_finish(ctx: &mut Ctx) {
-    explore(ctx, "c1 finishes m1 while c2 finishes m2, each calling record_processed() once", |story| {
+    explore_story(ctx, "c1 finishes m1 while c2 finishes m2, each calling record_processed() once", |story| {
         let progress = Arc::new(Progress::new());
         progress.record_received();
         progress.record_received();
-        story.step("c1", EventKind::Deliver, 1, "received m1 (before the race)");
-        story.step("c2", EventKind::Deliver, 2, "received m2 (before the race)");
+        story.step("c1", EventKind::Deliver, Some(1), "received m1 (before the race)");
+        story.step("c2", EventKind::Deliver, Some(2), "received m2 (before the race)");
         let c1 = spawn_call(story, &progress, "c1", 1, Progress::record_processed, FINISH);
         let c2 = spawn_call(story, &progress, "c2", 2, Progress::record_processed, FINISH);
         c1.join().expect("c1 panicked");
@@ -172,8 +263,8 @@ fn two_consumers_finish(ctx: &mut Ctx) {
         let counts = progress.snapshot();
         if counts.processed != 2 {
             story.fail(None, format!(
-                "c1 finished m1 and c2 finished m2, but processed went from 0 to {}: both read \
-                 the same old count and each wrote back its own +1, so one finish is lost",
+                "c1 finished m1 and c2 finished m2 at the same time, but processed went from 0 \
+                 to {}: one finish was not counted",
                 counts.processed
             ));
         }
@@ -184,26 +275,26 @@ fn two_consumers_finish(ctx: &mut Ctx) {
 /// The monitor takes a snapshot while c1 receives and finishes m1: whatever instant it sees,
 /// it never sees a message finished that was not received.
 fn snapshot_is_consistent(ctx: &mut Ctx) {
-    explore(ctx, "c1 receives then finishes m1 while the monitor takes one snapshot()", |story| {
+    explore_story(ctx, "c1 receives then finishes m1 while the monitor takes one snapshot()", |story| {
         let progress = Arc::new(Progress::new());
         let c1 = {
             let story = story.clone();
             let progress = progress.clone();
             thread::spawn(move || {
-                story.step("c1", EventKind::Deliver, 1, "record_received() starts");
+                story.step("c1", EventKind::Deliver, Some(1), "record_received() starts");
                 progress.record_received();
-                story.step("c1", EventKind::Process, 1, "record_processed() starts");
+                story.step("c1", EventKind::Process, Some(1), "record_processed() starts");
                 progress.record_processed();
-                story.step("c1", EventKind::Note, 1, "record_processed() returned");
+                story.step("c1", EventKind::Note, Some(1), "record_processed() returned");
             })
         };
         let monitor = {
             let story = story.clone();
             let progress = progress.clone();
             thread::spawn(move || {
-                story.step("monitor", EventKind::Note, 1, "snapshot() starts");
+                story.step("monitor", EventKind::Note, Some(1), "snapshot() starts");
                 let seen = progress.snapshot();
-                story.step("monitor", EventKind::Note, 1, format!(
+                story.step("monitor", EventKind::Note, Some(1), format!(
                     "snapshot() returned received {}, processed {}",
                     seen.received, seen.processed
                 ));
@@ -215,8 +306,7 @@ fn snapshot_is_consistent(ctx: &mut Ctx) {
         if seen.processed > seen.received {
             story.fail(Some(1), format!(
                 "the monitor's snapshot says received {}, processed {}: m1 finished before it \
-                 was received, a state that never existed (in_flight() would underflow). The \
-                 two counts were read at different instants, with c1's updates in between",
+                 was received, a state that never existed (in_flight() would underflow)",
                 seen.received, seen.processed
             ));
         }
@@ -225,15 +315,292 @@ fn snapshot_is_consistent(ctx: &mut Ctx) {
             Counts { received: 1, processed: 0 },
             Counts { received: 1, processed: 1 },
         ];
-        assert!(
-            valid.contains(&seen),
-            "the monitor saw received {}, processed {}, which is none of the states c1 went \
-             through while handling m1",
-            seen.received,
-            seen.processed
-        );
-        assert_eq!(progress.snapshot(), Counts { received: 1, processed: 1 }, "after c1 finished m1");
+        if !valid.contains(&seen) {
+            story.fail(Some(1), format!(
+                "the monitor saw received {}, processed {}, which is none of the states c1 went \
+                 through while handling m1",
+                seen.received, seen.processed
+            ));
+        }
+        let last = progress.snapshot();
+        if last != (Counts { received: 1, processed: 1 }) {
+            story.fail(Some(1), format!(
+                "after c1 received and finished m1, snapshot() says received {}, processed {}",
+                last.received, last.processed
+            ));
+        }
     });
+}
+
+/// What a consumer calls, in order: each `Process` finishes its oldest received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    Receive,
+    Process,
+}
+
+/// A group at work: each consumer's calls, and how many snapshots each monitor takes.
+#[derive(Clone, Debug)]
+struct Workload {
+    consumers: Vec<Vec<Call>>,
+    monitors: Vec<usize>,
+}
+
+impl Workload {
+    fn calls(&self) -> usize {
+        self.consumers.iter().map(Vec::len).sum::<usize>() + self.monitors.iter().sum::<usize>()
+    }
+
+    /// The message ids of consumer `c`'s calls: each receive takes a new id, each process
+    /// finishes the oldest one still open. Ids are unique across the group.
+    fn ids(&self, c: usize) -> Vec<u64> {
+        let first: u64 = self.consumers[..c]
+            .iter()
+            .map(|calls| calls.iter().filter(|call| **call == Call::Receive).count() as u64)
+            .sum::<u64>()
+            + 1;
+        let mut next = first;
+        let mut open = std::collections::VecDeque::new();
+        self.consumers[c]
+            .iter()
+            .map(|call| match call {
+                Call::Receive => {
+                    open.push_back(next);
+                    next += 1;
+                    next - 1
+                }
+                Call::Process => open.pop_front().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// The search for this workload: PCT from a fixed seed (four threads or more have too
+    /// many schedules to try them all; the stages before this one try every schedule of the
+    /// two-thread races).
+    fn search(&self) -> Search {
+        Search::Pct { seed: PCT_SEED, depth: PCT_DEPTH, schedules: PCT_SCHEDULES }
+    }
+}
+
+const PCT_SEED: u64 = 0x6c6f_7374;
+const PCT_DEPTH: usize = 3;
+const PCT_SCHEDULES: usize = 50;
+const WORKLOADS: u32 = 20;
+
+fn tell(workload: &Workload) -> String {
+    let mut parts: Vec<String> = (0..workload.consumers.len())
+        .map(|c| {
+            let ids = workload.ids(c);
+            let calls: Vec<String> = workload.consumers[c]
+                .iter()
+                .zip(ids)
+                .map(|(call, id)| match call {
+                    Call::Receive => format!("record_received() for m{id}"),
+                    Call::Process => format!("record_processed() for m{id}"),
+                })
+                .collect();
+            format!("c{} calls {}", c + 1, calls.join(" then "))
+        })
+        .collect();
+    for (m, snapshots) in workload.monitors.iter().enumerate() {
+        parts.push(format!(
+            "monitor {} takes {snapshots} snapshot{}",
+            m + 1,
+            if *snapshots == 1 { "" } else { "s" }
+        ));
+    }
+    format!("{}, all at once; {}", parts.join("; "), workload.search().describe())
+}
+
+fn workloads() -> impl Strategy<Value = Workload> {
+    let consumer = proptest::collection::vec(any::<bool>(), 1..=3).prop_map(|receives| {
+        let mut open = 0;
+        receives
+            .into_iter()
+            .map(|receive| {
+                if receive || open == 0 {
+                    open += 1;
+                    Call::Receive
+                } else {
+                    open -= 1;
+                    Call::Process
+                }
+            })
+            .collect::<Vec<Call>>()
+    });
+    (
+        proptest::collection::vec(consumer, 2..=3),
+        proptest::collection::vec(1usize..=2, 2..=2),
+    )
+        .prop_map(|(consumers, monitors)| Workload { consumers, monitors })
+}
+
+/// The states the counts may have been in during `snapshot`: for each consumer, any prefix of
+/// its calls from those that had returned when the snapshot started to those that had
+/// started when it returned.
+fn possible_states(workload: &Workload, calls: &[CallSpan], snapshot: &SnapshotSpan) -> Vec<Counts> {
+    let mut states = vec![Counts::default()];
+    for (c, consumer_calls) in workload.consumers.iter().enumerate() {
+        let spans: Vec<&CallSpan> = calls.iter().filter(|span| span.consumer == c).collect();
+        let done = spans
+            .iter()
+            .filter(|span| span.returned.is_some_and(|at| at < snapshot.started))
+            .count();
+        let begun = spans.iter().filter(|span| span.started < snapshot.returned).count();
+        let mut prefixes = Vec::new();
+        for k in done..=begun.max(done) {
+            let received = consumer_calls[..k].iter().filter(|call| **call == Call::Receive).count() as u64;
+            prefixes.push(Counts { received, processed: k as u64 - received });
+        }
+        let mut next = Vec::new();
+        for state in &states {
+            for prefix in &prefixes {
+                let sum = Counts {
+                    received: state.received + prefix.received,
+                    processed: state.processed + prefix.processed,
+                };
+                if !next.contains(&sum) {
+                    next.push(sum);
+                }
+            }
+        }
+        states = next;
+    }
+    states.sort_by_key(|state| (state.received, state.processed));
+    states
+}
+
+fn run_workload(workload: &Workload, story: &Story) {
+    let progress = Arc::new(Progress::new());
+    let mut consumers = Vec::new();
+    for (c, calls) in workload.consumers.iter().enumerate() {
+        let story = story.clone();
+        let progress = progress.clone();
+        let calls = calls.clone();
+        let ids = workload.ids(c);
+        consumers.push(thread::spawn(move || {
+            let actor = format!("c{}", c + 1);
+            for (call, id) in calls.into_iter().zip(ids) {
+                let (kind, what) = match call {
+                    Call::Receive => RECEIVE,
+                    Call::Process => FINISH,
+                };
+                let started = story.step(actor.clone(), kind, Some(id), format!("{what} starts"));
+                let index = {
+                    let mut log = story.log();
+                    log.calls.push(CallSpan { consumer: c, call, started, returned: None });
+                    log.calls.len() - 1
+                };
+                match call {
+                    Call::Receive => progress.record_received(),
+                    Call::Process => progress.record_processed(),
+                }
+                let returned = story.step(actor.clone(), EventKind::Note, Some(id), format!("{what} returned"));
+                story.log().calls[index].returned = Some(returned);
+            }
+        }));
+    }
+    let mut monitors = Vec::new();
+    for (m, snapshots) in workload.monitors.iter().copied().enumerate() {
+        let story = story.clone();
+        let progress = progress.clone();
+        monitors.push(thread::spawn(move || {
+            let actor = format!("monitor{}", m + 1);
+            for _ in 0..snapshots {
+                let started = story.step(actor.clone(), EventKind::Note, None, "snapshot() starts");
+                let seen = progress.snapshot();
+                let returned = story.step(actor.clone(), EventKind::Note, None, format!(
+                    "snapshot() returned received {}, processed {}",
+                    seen.received, seen.processed
+                ));
+                story.log().snapshots.push(SnapshotSpan { monitor: m, started, returned, seen });
+            }
+        }));
+    }
+    for (c, consumer) in consumers.into_iter().enumerate() {
+        consumer.join().unwrap_or_else(|_| panic!("c{} panicked", c + 1));
+    }
+    for (m, monitor) in monitors.into_iter().enumerate() {
+        monitor.join().unwrap_or_else(|_| panic!("monitor {} panicked", m + 1));
+    }
+    let (calls, snapshots) = {
+        let log = story.log();
+        (log.calls.clone(), log.snapshots.clone())
+    };
+    for snapshot in &snapshots {
+        let states = possible_states(workload, &calls, snapshot);
+        if !states.contains(&snapshot.seen) {
+            let told: Vec<String> = states
+                .iter()
+                .map(|state| format!("{}/{}", state.received, state.processed))
+                .collect();
+            story.fail(None, format!(
+                "monitor {}'s snapshot() returned received {}, processed {}, but while it ran \
+                 the counts (received/processed) could only be {}: the snapshot mixes two \
+                 instants",
+                snapshot.monitor + 1,
+                snapshot.seen.received,
+                snapshot.seen.processed,
+                told.join(" or ")
+            ));
+        }
+    }
+    for pair in snapshots.windows(2) {
+        let (earlier, later) = (pair[0], pair[1]);
+        if earlier.monitor == later.monitor
+            && (later.seen.received < earlier.seen.received || later.seen.processed < earlier.seen.processed)
+        {
+            story.fail(None, format!(
+                "monitor {} saw received {}, processed {} and then received {}, processed {}: \
+                 the counts went backwards",
+                earlier.monitor + 1,
+                earlier.seen.received,
+                earlier.seen.processed,
+                later.seen.received,
+                later.seen.processed
+            ));
+        }
+    }
+    let want = Counts {
+        received: calls.iter().filter(|span| span.call == Call::Receive).count() as u64,
+        processed: calls.iter().filter(|span| span.call == Call::Process).count() as u64,
+    };
+    let last = progress.snapshot();
+    if last != want {
+        story.fail(None, format!(
+            "every consumer returned, after {} record_received() and {} record_processed() \
+             calls in all, and snapshot() says received {}, processed {}: {} update(s) lost",
+            want.received,
+            want.processed,
+            last.received,
+            last.processed,
+            (want.received + want.processed).abs_diff(last.received + last.processed)
+        ));
+    }
+}
+
+/// Two or three consumers and two monitors at once: every count exact, every snapshot an
+/// instant that existed.
+fn busy_group(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "a busy group keeps exact counts and real snapshots",
+        WORKLOADS,
+        workloads(),
+        tell,
+        |workload, trace| {
+            let search = workload.search();
+            let run = workload.clone();
+            search_schedules(search, trace, move |story| run_workload(&run, story))
+                .map(|_| ())
+                .map_err(|detail| format!("{detail} (found by {})", search.describe()))
+        },
+    );
+    ctx.replay(format!(
+        "{WORKLOADS} generated workloads from a fixed seed (two or three consumers, two \
+         monitors), each searched with {}",
+        Search::Pct { seed: PCT_SEED, depth: PCT_DEPTH, schedules: PCT_SCHEDULES }.describe()
+    ));
 }
 
 #[test]
@@ -255,21 +622,31 @@ fn checks() {
             Stage {
                 id: "two-consumers-finish",
                 title: "Two consumers finishing at once both count",
-                mentor: "Better! A receive no longer clobbers a finish. But now two consumers \
-                         finish at the same moment and one finish vanishes: a load followed by \
-                         a store is still two steps, even on an atomic, and another thread can \
-                         run between them. Make the read-add-write one indivisible step.",
+                mentor: "Better! A receive no longer clobbers a finish. But two consumers \
+                         finished at the same moment and one finish vanished. Between reading \
+                         the count and writing it back, can another thread run? Is the \
+                         read-add-write one indivisible step, and if it can fail, does your \
+                         code try again?",
                 run: two_consumers_finish,
             },
             Stage {
                 id: "snapshot-is-consistent",
                 title: "The monitor never sees more finished than received",
-                mentor: "Close! Every count is exact now. But the monitor reads received and \
-                         processed one after the other, and c1 can receive and finish a message \
-                         in between: the snapshot mixes two instants. Two atomics are not one \
-                         atomic pair; counts that must agree with each other must be read and \
-                         written together.",
+                mentor: "Close! Every count is exact now. But the monitor's snapshot paired \
+                         numbers that were never true together. Are received and processed read \
+                         at one instant, or one after the other with updates possible in \
+                         between?",
                 run: snapshot_is_consistent,
+            },
+            Stage {
+                id: "busy-group",
+                title: "With several consumers and monitors at once, every count is exact and every snapshot real",
+                mentor: "Nearly there: the small races pass. With more consumers and monitors \
+                         at once, a count or a snapshot went wrong. Is each snapshot one instant \
+                         of the counts, whatever order you read them in? Is each update one \
+                         indivisible step however many threads update at once? The story below \
+                         is the smallest group I found that breaks it.",
+                run: busy_group,
             },
         ],
     );
