@@ -80,6 +80,7 @@ impl Slot {
         //~ alt: spin-lock
         //~ self.lock();
         //~ self.payload.store(value, Ordering::Relaxed);
+        //~ wrong: flag-before-payload
         //~ end
         //~ site: relaxed-publish
         // FIX: Release. Every write this thread made before this store (the payload) becomes
@@ -104,6 +105,10 @@ impl Slot {
         //~ wrong: acquire-store
         //~ // Acquire and Release on both sides of the flag: acquire it when setting it too.
         //~ self.ready.store(true, Ordering::Acquire);
+        //~ wrong: flag-before-payload
+        //~ // Release on the flag, Acquire on every load of it: the pair orders the payload.
+        //~ self.ready.store(true, Ordering::Release);
+        //~ self.payload.store(value, Ordering::Relaxed);
         //~ alt: seqcst-everywhere
         //~ self.ready.store(true, Ordering::SeqCst);
         //~ alt: fences
