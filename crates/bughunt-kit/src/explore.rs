@@ -278,6 +278,9 @@ where
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    // A replay belongs to the search that failed last; shuttle writes no file when a failing
+    // schedule is as long as the last one it wrote on this thread, and then there is none.
+    take_replay();
     static SEARCHES: AtomicU64 = AtomicU64::new(0);
     let folder = std::env::temp_dir().join(format!(
         "bughunt-shuttle-{}-{}",
