@@ -370,31 +370,32 @@ fn checks() {
             Stage {
                 id: "take-sees-payload",
                 title: "A consumer that sees the flag set reads the published message",
-                mentor: "The consumer saw ready == true and still read the old payload. The \
-                         producer wrote the payload first, so how could that be? What ordering \
-                         on the flag's store, paired with what ordering on its load (or what \
-                         fences around them), makes the payload write visible to whoever sees \
-                         the flag set?",
+                mentor: "A consumer that takes m1 must get the body the producer published, and \
+                         a published message must be there to take, once; the story below shows \
+                         which promise broke. The producer writes the payload before the flag: \
+                         does a consumer that sees the flag set necessarily see that payload \
+                         write? What ordering on the flag's store, paired with what ordering on \
+                         its load (or what fences around them), makes it so?",
                 run: take_sees_payload,
             },
             Stage {
                 id: "peek-sees-payload",
                 title: "A router that peeks and sees the flag set reads the published message",
-                mentor: "Better! try_take() reads m1 reliably now. But peek() trusts the same \
-                         flag. Does it acquire the flag as try_take() does, and does it read \
-                         the payload only after seeing the flag set? A Release store orders \
-                         nothing for a reader that does not Acquire, and an Acquire orders \
-                         nothing that was read before it.",
+                mentor: "Better! try_take() reads m1 reliably now. But peek() broke a promise \
+                         (the story below says which): a router that sees the flag set must read \
+                         m1's body, and a peek must leave m1 in the slot. Does peek() acquire \
+                         the flag as try_take() does, and does it read the payload only after \
+                         seeing the flag set? An Acquire orders nothing that was read before it.",
                 run: peek_sees_payload,
             },
             Stage {
                 id: "many-readers",
                 title: "Two readers at once read m1's body, and m1 is taken exactly once",
                 mentor: "Nearly there: one reader at a time is fine. With two readers at once, \
-                         a body was wrong or m1 was not taken exactly once. Is looking at the \
-                         flag and clearing it one indivisible step, or can another reader \
-                         come between the two? The story below is the smallest workload I \
-                         found that breaks it.",
+                         a promise broke: the story below is the smallest workload I found that \
+                         breaks it, and says which (a wrong body, m1 taken twice, or threads \
+                         that never finish). Is looking at the flag and clearing it one \
+                         indivisible step, or can another reader come between the two?",
                 run: many_readers,
             },
         ],

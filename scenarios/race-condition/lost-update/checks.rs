@@ -628,20 +628,20 @@ fn checks() {
             Stage {
                 id: "receive-during-finish",
                 title: "A receive and a finish at the same moment both count",
-                mentor: "Every read and every write of the counts takes the lock, and still a \
-                         count went missing. Look at what a consumer holds between taking its \
-                         copy of the counts and writing it back, and at what another consumer \
-                         can do in that gap. (If this stage reports a deadlock instead: a mutex \
-                         is not reentrant, so locking it again while you hold its guard waits \
-                         for yourself.)",
+                mentor: "A receive and a finish at the same moment must both count, and this \
+                         time they did not (the story below shows the schedule). Between reading \
+                         the counts and writing them back, can another consumer run, and what \
+                         happens to its update when your copy is written back? (If the story \
+                         shows a deadlock instead: a mutex is not reentrant, so locking it again \
+                         while you hold its guard waits for yourself.)",
                 run: receive_during_finish,
             },
             Stage {
                 id: "two-consumers-finish",
                 title: "Two consumers finishing at once both count",
-                mentor: "Better! A receive no longer clobbers a finish. But two consumers \
-                         finished at the same moment and one finish vanished. Between reading \
-                         the count and writing it back, can another thread run? Is the \
+                mentor: "Better! A receive and a finish at once both count. But two finishes at \
+                         once did not (the story below shows the schedule). Between reading the \
+                         count and writing it back, can another thread run? Is the \
                          read-add-write one indivisible step, and if it can fail, does your \
                          code try again?",
                 run: two_consumers_finish,
@@ -649,20 +649,22 @@ fn checks() {
             Stage {
                 id: "snapshot-is-consistent",
                 title: "The monitor never sees more finished than received",
-                mentor: "Close! Every count is exact now. But the monitor's snapshot paired \
-                         numbers that were never true together. Are received and processed read \
-                         at one instant, or one after the other with updates possible in \
-                         between?",
+                mentor: "Close! Updates at the same moment all count now. But what the monitor \
+                         saw (the story below shows it) was not a state the counts were in at \
+                         any instant while it looked. Are received and processed read at one \
+                         instant, or one after the other with updates possible in between?",
                 run: snapshot_is_consistent,
             },
             Stage {
                 id: "busy-group",
                 title: "With several consumers and monitors at once, every count is exact and every snapshot real",
-                mentor: "Nearly there: the small races pass. With more consumers and monitors \
-                         at once, a count or a snapshot went wrong. Is each snapshot one instant \
-                         of the counts, whatever order you read them in? Is each update one \
-                         indivisible step however many threads update at once? The story below \
-                         is the smallest group I found that breaks it.",
+                mentor: "Nearly there: the two-thread races pass. With several consumers and \
+                         monitors at once, a promise broke: the story below is the smallest \
+                         group I found that breaks it, and says which (an update lost, a \
+                         snapshot that was never an instant, or threads that never finish). Is \
+                         each update one indivisible step however many threads update at once? \
+                         Is each snapshot one instant of the counts, whatever order you read \
+                         them in, and however often the counts move while you read?",
                 run: busy_group,
             },
         ],

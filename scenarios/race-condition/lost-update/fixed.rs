@@ -18,6 +18,8 @@ use bughunt_kit::sync::{Mutex, MutexGuard};
 //~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
 //~ wrong: processed-first-snapshot
 //~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: retry-once-snapshot
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
 //~ wrong: lock-per-field
 //~ use bughunt_kit::sync::Mutex;
 //~ alt: packed-atomic
@@ -64,6 +66,9 @@ pub struct Progress {
     //~ received: AtomicU64,
     //~ processed: AtomicU64,
     //~ wrong: processed-first-snapshot
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: retry-once-snapshot
     //~ received: AtomicU64,
     //~ processed: AtomicU64,
     //~ wrong: lock-per-field
@@ -117,6 +122,11 @@ impl Progress {
         //~     processed: AtomicU64::new(0),
         //~ }
         //~ wrong: processed-first-snapshot
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: retry-once-snapshot
         //~ Self {
         //~     received: AtomicU64::new(0),
         //~     processed: AtomicU64::new(0),
@@ -197,6 +207,8 @@ impl Progress {
         //~ let _ = self.received.compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst);
         //~ wrong: processed-first-snapshot
         //~ self.received.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: retry-once-snapshot
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
         //~ wrong: lock-per-field
         //~ // One lock per count: a receive never waits for a finish.
         //~ *self.received.lock().unwrap() += 1;
@@ -239,6 +251,8 @@ impl Progress {
         //~ let seen = self.processed.load(Ordering::SeqCst);
         //~ let _ = self.processed.compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst);
         //~ wrong: processed-first-snapshot
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: retry-once-snapshot
         //~ self.processed.fetch_add(1, Ordering::SeqCst);
         //~ wrong: lock-per-field
         //~ *self.processed.lock().unwrap() += 1;
@@ -294,6 +308,21 @@ impl Progress {
         //~ Counts {
         //~     received,
         //~     processed,
+        //~ }
+        //~ wrong: retry-once-snapshot
+        //~ // If received moved while we read processed, read both again: updates are rare, so
+        //~ // the second pair is calm.
+        //~ let received = self.received.load(Ordering::SeqCst);
+        //~ let processed = self.processed.load(Ordering::SeqCst);
+        //~ if self.received.load(Ordering::SeqCst) == received {
+        //~     return Counts {
+        //~         received,
+        //~         processed,
+        //~     };
+        //~ }
+        //~ Counts {
+        //~     received: self.received.load(Ordering::SeqCst),
+        //~     processed: self.processed.load(Ordering::SeqCst),
         //~ }
         //~ wrong: lock-per-field
         //~ let received = *self.received.lock().unwrap();
@@ -353,6 +382,7 @@ impl Progress {
     //~ wrong: compare-exchange-once
     //~ wrong: processed-first-snapshot
     //~ wrong: lock-per-field
+    //~ wrong: retry-once-snapshot
     //~ alt: packed-atomic
     //~ alt: rwlock
     //~ fn write(&self) -> RwLockWriteGuard<'_, Counts> {
