@@ -230,21 +230,25 @@ fn receive_during_finish(ctx: &mut Ctx) {
         let want = Counts { received: 2, processed: 1 };
         if counts.received < want.received {
             story.fail(Some(2), format!(
-                "m2's receive was counted and then written over: c2 received m2 while c1 \
-                 finished m1, and the counts say received {}, processed {} (want received 2, \
-                 processed 1)",
+                "c2 received m2 while c1 finished m1, and afterwards the counts say received \
+                 {}, processed {} (want received 2, processed 1): m2's receive is missing",
                 counts.received, counts.processed
             ));
         }
         if counts.processed < want.processed {
             story.fail(Some(1), format!(
-                "m1's finish was counted and then written over: c1 finished m1 while c2 \
-                 received m2, and the counts say received {}, processed {} (want received 2, \
-                 processed 1)",
+                "c1 finished m1 while c2 received m2, and afterwards the counts say received \
+                 {}, processed {} (want received 2, processed 1): m1's finish is missing",
                 counts.received, counts.processed
             ));
         }
-        assert_eq!(counts, want, "after c1 finished m1 and c2 received m2");
+        if counts != want {
+            story.fail(None, format!(
+                "after c1 finished m1 and c2 received m2, the counts say received {}, processed \
+                 {} (want received 2, processed 1)",
+                counts.received, counts.processed
+            ));
+        }
     });
 }
 
@@ -268,7 +272,13 @@ fn two_consumers_finish(ctx: &mut Ctx) {
                 counts.processed
             ));
         }
-        assert_eq!(counts, Counts { received: 2, processed: 2 }, "after m1 and m2 were finished");
+        if counts != (Counts { received: 2, processed: 2 }) {
+            story.fail(None, format!(
+                "after m1 and m2 were received and finished, the counts say received {}, \
+                 processed {} (want 2 and 2)",
+                counts.received, counts.processed
+            ));
+        }
     });
 }
 
