@@ -247,7 +247,7 @@ struct Workload {
     readers: Vec<Vec<Read>>,
 }
 
-const WORKLOADS: u32 = 8;
+const WORKLOADS: u32 = 16;
 
 /// Three threads at once: every execution with at most one preemption. Two preemptions take
 /// too long with three threads, and with two threads spinning on one lock loom 0.7 can
