@@ -5,7 +5,36 @@
 //! share one `Progress` through an `Arc`, each from its own thread, and every read and write
 //! of the counts goes through one mutex.
 
+//~ region
 use bughunt_kit::sync::{Mutex, MutexGuard};
+//~ wrong: std-mutex
+//~ // std's own mutex: the same API, and no crate to learn.
+//~ use std::sync::{Mutex, MutexGuard};
+//~ wrong: atomic-load-then-store
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: separate-atomics
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: compare-exchange-once
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: processed-first-snapshot
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: retry-once-snapshot
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: lock-per-field
+//~ use bughunt_kit::sync::Mutex;
+//~ alt: packed-atomic
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ alt: rwlock
+//~ use bughunt_kit::sync::{RwLock, RwLockWriteGuard};
+//~ alt: spin-lock
+//~ use bughunt_kit::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+//~ use bughunt_kit::thread;
+//~ alt: owner-thread
+//~ use bughunt_kit::sync::{mpsc, Mutex};
+//~ use bughunt_kit::thread;
+//~ alt: stable-double-read
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ end
 
 /// Both counts, as one reader saw them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,7 +54,44 @@ impl Counts {
 
 /// The counts of one consumer group, shared by its consumers and its monitor.
 pub struct Progress {
+    //~ region
     counts: Mutex<Counts>,
+    //~ wrong: atomic-load-then-store
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: separate-atomics
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: compare-exchange-once
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: processed-first-snapshot
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: retry-once-snapshot
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: lock-per-field
+    //~ received: Mutex<u64>,
+    //~ processed: Mutex<u64>,
+    //~ alt: packed-atomic
+    //~ /// Both counts in one word, so one load reads them at one instant: `received` in the
+    //~ /// high 32 bits, `processed` in the low 32 (4 billion messages before either wraps).
+    //~ both: AtomicU64,
+    //~ alt: rwlock
+    //~ counts: RwLock<Counts>,
+    //~ alt: spin-lock
+    //~ /// Held (true) by the one thread that reads or changes the counts.
+    //~ busy: AtomicBool,
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ alt: owner-thread
+    //~ /// To the thread that owns the counts; dropping it ends that thread.
+    //~ owner: Mutex<mpsc::SyncSender<Request>>,
+    //~ alt: stable-double-read
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ end
 }
 
 impl Default for Progress {
@@ -36,9 +102,78 @@ impl Default for Progress {
 
 impl Progress {
     pub fn new() -> Self {
+        //~ region
         Self {
             counts: Mutex::new(Counts::default()),
         }
+        //~ wrong: atomic-load-then-store
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: separate-atomics
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: compare-exchange-once
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: processed-first-snapshot
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: retry-once-snapshot
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: lock-per-field
+        //~ Self {
+        //~     received: Mutex::new(0),
+        //~     processed: Mutex::new(0),
+        //~ }
+        //~ alt: packed-atomic
+        //~ Self {
+        //~     both: AtomicU64::new(0),
+        //~ }
+        //~ alt: rwlock
+        //~ Self {
+        //~     counts: RwLock::new(Counts::default()),
+        //~ }
+        //~ alt: spin-lock
+        //~ Self {
+        //~     busy: AtomicBool::new(false),
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ alt: owner-thread
+        //~ let (owner, requests) = mpsc::sync_channel(REQUESTS_MAX);
+        //~ thread::spawn(move || {
+        //~     let mut counts = Counts::default();
+        //~     // Ends when `Progress` is dropped: its sender goes, and `recv` fails.
+        //~     while let Ok(request) = requests.recv() {
+        //~         match request {
+        //~             Request::Received => counts.received += 1,
+        //~             Request::Processed => counts.processed += 1,
+        //~             Request::Snapshot(reply) => {
+        //~                 let _ = reply.send(counts);
+        //~             }
+        //~         }
+        //~     }
+        //~ });
+        //~ Self {
+        //~     owner: Mutex::new(owner),
+        //~ }
+        //~ alt: stable-double-read
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ end
     }
 
     /// A consumer received a message.
@@ -53,6 +188,43 @@ impl Progress {
         //~ let mut counts = self.snapshot();
         //~ counts.received += 1;
         //~ self.save(counts);
+        //~ wrong: lock-held-while-reading
+        //~ // Hold the lock for the whole update, so no other consumer can slip in between.
+        //~ let mut guard = self.lock();
+        //~ let mut counts = self.snapshot();
+        //~ counts.received += 1;
+        //~ *guard = counts;
+        //~ wrong: atomic-load-then-store
+        //~ // Each count is its own atomic now, so a receive can no longer clobber a finish.
+        //~ let received = self.received.load(Ordering::SeqCst);
+        //~ self.received.store(received + 1, Ordering::SeqCst);
+        //~ wrong: separate-atomics
+        //~ // fetch_add reads and writes in one indivisible step: no update can be lost.
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: compare-exchange-once
+        //~ // The write lands only if nobody changed the count since we read it.
+        //~ let seen = self.received.load(Ordering::SeqCst);
+        //~ let _ = self.received.compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst);
+        //~ wrong: processed-first-snapshot
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: retry-once-snapshot
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: lock-per-field
+        //~ // One lock per count: a receive never waits for a finish.
+        //~ *self.received.lock().unwrap() += 1;
+        //~ alt: packed-atomic
+        //~ self.both.fetch_add(1 << 32, Ordering::SeqCst);
+        //~ alt: rwlock
+        //~ self.write().received += 1;
+        //~ alt: spin-lock
+        //~ self.with_lock(|| {
+        //~     let received = self.received.load(Ordering::Relaxed);
+        //~     self.received.store(received + 1, Ordering::Relaxed);
+        //~ });
+        //~ alt: owner-thread
+        //~ self.tell(Request::Received);
+        //~ alt: stable-double-read
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
         //~ end
     }
 
@@ -65,6 +237,38 @@ impl Progress {
         //~ let mut counts = self.snapshot();
         //~ counts.processed += 1;
         //~ self.save(counts);
+        //~ wrong: lock-held-while-reading
+        //~ let mut guard = self.lock();
+        //~ let mut counts = self.snapshot();
+        //~ counts.processed += 1;
+        //~ *guard = counts;
+        //~ wrong: atomic-load-then-store
+        //~ let processed = self.processed.load(Ordering::SeqCst);
+        //~ self.processed.store(processed + 1, Ordering::SeqCst);
+        //~ wrong: separate-atomics
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: compare-exchange-once
+        //~ let seen = self.processed.load(Ordering::SeqCst);
+        //~ let _ = self.processed.compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst);
+        //~ wrong: processed-first-snapshot
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: retry-once-snapshot
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: lock-per-field
+        //~ *self.processed.lock().unwrap() += 1;
+        //~ alt: packed-atomic
+        //~ self.both.fetch_add(1, Ordering::SeqCst);
+        //~ alt: rwlock
+        //~ self.write().processed += 1;
+        //~ alt: spin-lock
+        //~ self.with_lock(|| {
+        //~     let processed = self.processed.load(Ordering::Relaxed);
+        //~     self.processed.store(processed + 1, Ordering::Relaxed);
+        //~ });
+        //~ alt: owner-thread
+        //~ self.tell(Request::Processed);
+        //~ alt: stable-double-read
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
         //~ end
     }
 
@@ -81,6 +285,82 @@ impl Progress {
         //~     received,
         //~     processed,
         //~ }
+        //~ wrong: atomic-load-then-store
+        //~ Counts {
+        //~     received: self.received.load(Ordering::SeqCst),
+        //~     processed: self.processed.load(Ordering::SeqCst),
+        //~ }
+        //~ wrong: separate-atomics
+        //~ Counts {
+        //~     received: self.received.load(Ordering::SeqCst),
+        //~     processed: self.processed.load(Ordering::SeqCst),
+        //~ }
+        //~ wrong: compare-exchange-once
+        //~ Counts {
+        //~     received: self.received.load(Ordering::SeqCst),
+        //~     processed: self.processed.load(Ordering::SeqCst),
+        //~ }
+        //~ wrong: processed-first-snapshot
+        //~ // processed first: every message counted in it was received before, so the pair
+        //~ // can never show more finished than received.
+        //~ let processed = self.processed.load(Ordering::SeqCst);
+        //~ let received = self.received.load(Ordering::SeqCst);
+        //~ Counts {
+        //~     received,
+        //~     processed,
+        //~ }
+        //~ wrong: retry-once-snapshot
+        //~ // If received moved while we read processed, read both again: updates are rare, so
+        //~ // the second pair is calm.
+        //~ let received = self.received.load(Ordering::SeqCst);
+        //~ let processed = self.processed.load(Ordering::SeqCst);
+        //~ if self.received.load(Ordering::SeqCst) == received {
+        //~     return Counts {
+        //~         received,
+        //~         processed,
+        //~     };
+        //~ }
+        //~ Counts {
+        //~     received: self.received.load(Ordering::SeqCst),
+        //~     processed: self.processed.load(Ordering::SeqCst),
+        //~ }
+        //~ wrong: lock-per-field
+        //~ let received = *self.received.lock().unwrap();
+        //~ let processed = *self.processed.lock().unwrap();
+        //~ Counts {
+        //~     received,
+        //~     processed,
+        //~ }
+        //~ alt: packed-atomic
+        //~ let both = self.both.load(Ordering::SeqCst);
+        //~ Counts {
+        //~     received: both >> 32,
+        //~     processed: both & 0xFFFF_FFFF,
+        //~ }
+        //~ alt: rwlock
+        //~ *self.counts.read().unwrap()
+        //~ alt: spin-lock
+        //~ self.with_lock(|| Counts {
+        //~     received: self.received.load(Ordering::Relaxed),
+        //~     processed: self.processed.load(Ordering::Relaxed),
+        //~ })
+        //~ alt: owner-thread
+        //~ let (reply, answer) = mpsc::sync_channel(1);
+        //~ self.tell(Request::Snapshot(reply));
+        //~ answer.recv().expect("the thread that owns the counts is gone")
+        //~ alt: stable-double-read
+        //~ // Counts only grow: if `received` is the same before and after reading `processed`,
+        //~ // it held that value at the instant `processed` was read, so the pair is that instant.
+        //~ loop {
+        //~     let received = self.received.load(Ordering::SeqCst);
+        //~     let processed = self.processed.load(Ordering::SeqCst);
+        //~     if self.received.load(Ordering::SeqCst) == received {
+        //~         return Counts {
+        //~             received,
+        //~             processed,
+        //~         };
+        //~     }
+        //~ }
         //~ end
     }
     //~ site: two-lock-scopes
@@ -91,9 +371,59 @@ impl Progress {
     //~ }
     //~ end
 
+    //~ region
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.counts
             .lock()
             .expect("a thread panicked while holding the progress lock")
     }
+    //~ wrong: atomic-load-then-store
+    //~ wrong: separate-atomics
+    //~ wrong: compare-exchange-once
+    //~ wrong: processed-first-snapshot
+    //~ wrong: lock-per-field
+    //~ wrong: retry-once-snapshot
+    //~ alt: packed-atomic
+    //~ alt: rwlock
+    //~ fn write(&self) -> RwLockWriteGuard<'_, Counts> {
+    //~     self.counts.write().unwrap()
+    //~ }
+    //~ alt: spin-lock
+    //~ /// Runs `f` while this thread holds `busy`; waits for it politely (yielding) if
+    //~ /// another thread does.
+    //~ fn with_lock<T>(&self, f: impl FnOnce() -> T) -> T {
+    //~     while self
+    //~         .busy
+    //~         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+    //~         .is_err()
+    //~     {
+    //~         thread::yield_now();
+    //~     }
+    //~     let value = f();
+    //~     self.busy.store(false, Ordering::Release);
+    //~     value
+    //~ }
+    //~ alt: owner-thread
+    //~ fn tell(&self, request: Request) {
+    //~     self.owner
+    //~         .lock()
+    //~         .unwrap()
+    //~         .send(request)
+    //~         .expect("the thread that owns the counts is gone");
+    //~ }
+    //~ alt: stable-double-read
+    //~ end
 }
+//~ region
+//~ alt: owner-thread
+//~
+//~ /// The most requests waiting for the owner thread; a sender waits beyond that.
+//~ const REQUESTS_MAX: usize = 64;
+//~
+//~ /// What the owner thread of the counts is asked to do.
+//~ enum Request {
+//~     Received,
+//~     Processed,
+//~     Snapshot(mpsc::SyncSender<Counts>),
+//~ }
+//~ end
