@@ -263,13 +263,20 @@ impl FileState {
                         2 => SectorFate::Zeroed,
                         _ => SectorFate::Garbage,
                     };
-                    for position in at..end {
-                        bytes.push(match fate {
-                            SectorFate::Written => self.cached.get(position).copied().unwrap_or(0),
-                            SectorFate::Stale => self.durable.get(position).copied().unwrap_or(0),
-                            SectorFate::Zeroed => 0,
-                            SectorFate::Garbage => (rng.next() >> 56) as u8,
-                        });
+                    let source = match fate {
+                        SectorFate::Written => Some(&self.cached),
+                        SectorFate::Stale => Some(&self.durable),
+                        SectorFate::Zeroed | SectorFate::Garbage => None,
+                    };
+                    match source {
+                        Some(source) => {
+                            // Beyond what the source holds the platter reads as zeros.
+                            let held = source.get(at..end.min(source.len())).unwrap_or(&[]);
+                            bytes.extend_from_slice(held);
+                            bytes.resize(end, 0);
+                        }
+                        None if fate == SectorFate::Zeroed => bytes.resize(end, 0),
+                        None => bytes.extend((at..end).map(|_| (rng.next() >> 56) as u8)),
                     }
                     sectors.push((index, fate));
                     at = end;
