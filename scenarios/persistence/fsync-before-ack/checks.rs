@@ -46,7 +46,12 @@ impl Body {
 
 impl fmt::Display for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}…\" ({} B)", WORDS[self.word % WORDS.len()], self.len)
+        write!(
+            f,
+            "\"{}…\" ({} B)",
+            WORDS[self.word % WORDS.len()],
+            self.len
+        )
     }
 }
 
@@ -91,7 +96,10 @@ enum Op {
     Cut(Tearing),
     /// The power will go during the `calls`-th disk call from here (an append, fsync or
     /// truncate of the code under test); then the queue restarts.
-    CutDuring { calls: u8, tearing: Tearing },
+    CutDuring {
+        calls: u8,
+        tearing: Tearing,
+    },
 }
 
 /// A history: its steps, then a last power cut, torn as `last` says, and a last recovery.
@@ -135,10 +143,7 @@ fn tell(history: &History) -> String {
             ),
         })
         .collect();
-    steps.push(format!(
-        "the power goes ({}); recover",
-        history.last
-    ));
+    steps.push(format!("the power goes ({}); recover", history.last));
     prop::numbered(&steps)
 }
 
@@ -412,9 +417,7 @@ impl Run<'_> {
         if let Some(report) = cut_during {
             self.after_cut(Some(report))?;
         } else if let Err(error) = &outcome {
-            return Err(format!(
-                "{call} failed on a powered, healthy disk: {error}"
-            ));
+            return Err(format!("{call} failed on a powered, healthy disk: {error}"));
         }
         Ok(())
     }
@@ -442,7 +445,10 @@ impl Run<'_> {
             Ok(Ok(log)) => {
                 self.trace
                     .event("log", EventKind::Note)
-                    .note(format!("restart {}: recovered, open again", self.restarts_done))
+                    .note(format!(
+                        "restart {}: recovered, open again",
+                        self.restarts_done
+                    ))
                     .record();
                 self.log = Some(log);
                 self.disk = rebooted;
@@ -480,7 +486,11 @@ impl Run<'_> {
                         .iter()
                         .map(|(index, fate)| format!("sector {index} {fate}"))
                         .collect();
-                    told.push_str(&format!(" ({} bytes each: {})", SECTOR_BYTES, fates.join(", ")));
+                    told.push_str(&format!(
+                        " ({} bytes each: {})",
+                        SECTOR_BYTES,
+                        fates.join(", ")
+                    ));
                 }
                 told
             })
@@ -525,7 +535,10 @@ impl Run<'_> {
                 Some((index, (id, _))) => {
                     used[index] = true;
                     names.push(Some(*id));
-                    self.trace.event("log", EventKind::Recover).msg(*id).record();
+                    self.trace
+                        .event("log", EventKind::Recover)
+                        .msg(*id)
+                        .record();
                 }
                 None => {
                     self.trace
@@ -579,8 +592,7 @@ impl Run<'_> {
                 ));
             }
             let mut why = String::new();
-            if let Some((_, during)) = self.acked_during_cut.iter().find(|(seen, _)| seen == id)
-            {
+            if let Some((_, during)) = self.acked_during_cut.iter().find(|(seen, _)| seen == id) {
                 why = format!(
                     " The power went during that very call ({during}), which failed, and the \
                      publish still returned Ok."
@@ -599,7 +611,11 @@ impl Run<'_> {
                     .enumerate()
                     .map(|(index, cut)| format!("cut {}: {cut}", index + 1))
                     .collect();
-                format!("The {} cuts of this run: {}.", self.cuts.len(), told.join("; "))
+                format!(
+                    "The {} cuts of this run: {}.",
+                    self.cuts.len(),
+                    told.join("; ")
+                )
             } else {
                 format!("The cut: {}.", self.cut_context())
             };
