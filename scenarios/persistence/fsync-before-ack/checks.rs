@@ -8,6 +8,7 @@
 //! acks, and nothing that was not published (a torn tail or garbage is no message). Which
 //! unacked records come back is left open: a publish that failed may or may not be on disk.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -25,6 +26,8 @@ const WORDS: [&str; 3] = ["order", "refund", "ship"];
 const LENGTHS: [usize; 8] = [3, 17, 120, 496, 504, 505, 700, 1_100];
 /// The most operations in one history.
 const OPS_MAX: usize = 12;
+/// The most recovered records a message lists.
+const SHOWN_MAX: usize = 12;
 /// The most messages in one generated batch.
 const BATCH_MAX: usize = 4;
 
@@ -119,31 +122,53 @@ fn ordinal(n: u64) -> String {
     format!("{n}{suffix}")
 }
 
-/// The history in words, with the message ids the run gives each publish.
-fn tell(history: &History) -> String {
+/// How far the last run of a history went: the steps it played, the steps during which
+/// the power went, and whether it reached the last cut. A cut in the middle of a call ends
+/// a history that does not restart, so the steps after it never happen.
+#[derive(Clone, Debug, Default)]
+struct Reach {
+    played: usize,
+    struck: Vec<usize>,
+    last_cut: bool,
+}
+
+/// The history in words, as far as its last run went, with the message ids the run gives
+/// each publish.
+fn tell(history: &History, reach: &Reach, restarts: bool) -> String {
     let mut next_id = 1;
     let mut named = |body: &Body| {
         next_id += 1;
         format!("m{} {body}", next_id - 1)
     };
+    let after_cut = if restarts { "restart" } else { "recover" };
     let mut steps: Vec<String> = history
         .ops
         .iter()
-        .map(|op| match op {
-            Op::Publish(body) => format!("publish {}", named(body)),
-            Op::Batch(bodies) => {
-                let names: Vec<String> = bodies.iter().map(&mut named).collect();
-                format!("publish_batch [{}]", names.join(", "))
+        .take(reach.played)
+        .enumerate()
+        .map(|(index, op)| {
+            let mut step = match op {
+                Op::Publish(body) => format!("publish {}", named(body)),
+                Op::Batch(bodies) => {
+                    let names: Vec<String> = bodies.iter().map(&mut named).collect();
+                    format!("publish_batch [{}]", names.join(", "))
+                }
+                Op::Writeback => "the OS writes dirty pages back".to_owned(),
+                Op::Cut(tearing) => format!("the power goes ({tearing}); restart"),
+                Op::CutDuring { calls, tearing } => format!(
+                    "the power will go during the {} disk call from here ({tearing})",
+                    ordinal(u64::from(*calls))
+                ),
+            };
+            if reach.struck.contains(&index) {
+                step.push_str(&format!(": the power goes during it; {after_cut}"));
             }
-            Op::Writeback => "the OS writes dirty pages back".to_owned(),
-            Op::Cut(tearing) => format!("the power goes ({tearing}); restart"),
-            Op::CutDuring { calls, tearing } => format!(
-                "the power will go during the {} disk call from here ({tearing})",
-                ordinal(u64::from(*calls))
-            ),
+            step
         })
         .collect();
-    steps.push(format!("the power goes ({}); recover", history.last));
+    if reach.last_cut {
+        steps.push(format!("the power goes ({}); recover", history.last));
+    }
     prop::numbered(&steps)
 }
 
@@ -225,6 +250,7 @@ fn restart_histories() -> impl Strategy<Value = History> {
 /// One history played against the learner's log, and the model beside it.
 struct Run<'a> {
     trace: &'a Trace,
+    reach: &'a RefCell<Reach>,
     disk: Disk,
     log: Option<Log>,
     /// Whether the queue starts again after a cut; if not, the first cut ends the history.
@@ -268,12 +294,18 @@ fn stray(bytes: &[u8]) -> String {
 }
 
 impl Run<'_> {
-    fn new(trace: &Trace, restarts: bool) -> Result<Run<'_>, String> {
+    fn new<'a>(
+        trace: &'a Trace,
+        reach: &'a RefCell<Reach>,
+        restarts: bool,
+    ) -> Result<Run<'a>, String> {
         let disk = Disk::new();
         let log = Log::open(disk.clone())
             .map_err(|error| format!("Log::open failed on a fresh, healthy disk: {error}"))?;
+        *reach.borrow_mut() = Reach::default();
         Ok(Run {
             trace,
+            reach,
             disk,
             log: Some(log),
             restarts,
@@ -289,41 +321,53 @@ impl Run<'_> {
     }
 
     fn play(&mut self, history: &History) -> Result<(), String> {
-        for op in &history.ops {
+        for (index, op) in history.ops.iter().enumerate() {
             if self.log.is_none() {
                 break;
             }
-            match op {
-                Op::Publish(body) => self.publish(&[*body], false)?,
-                Op::Batch(bodies) => self.publish(bodies, true)?,
-                Op::Writeback => {
-                    self.disk.os_writeback();
-                    self.trace
-                        .event("disk", EventKind::Note)
-                        .note("the OS writes dirty pages back on its own")
-                        .record();
-                }
-                Op::Cut(tearing) => {
-                    self.disk.power_cut_with(tearing.tear());
-                    self.after_cut(None)?;
-                }
-                Op::CutDuring { calls, tearing } => {
-                    self.disk
-                        .plan_power_cut_at_call(u64::from(*calls), tearing.tear());
-                    self.trace
-                        .event("disk", EventKind::Note)
-                        .note(format!(
-                            "the power will go during the {} disk call from here ({tearing})",
-                            ordinal(u64::from(*calls))
-                        ))
-                        .record();
-                }
+            let cuts_before = self.cuts.len();
+            self.reach.borrow_mut().played = index + 1;
+            let outcome = self.step(op);
+            if self.cuts.len() > cuts_before && matches!(op, Op::Publish(_) | Op::Batch(_)) {
+                self.reach.borrow_mut().struck.push(index);
             }
+            outcome?;
         }
         if self.log.is_some() {
+            self.reach.borrow_mut().last_cut = true;
             self.disk.power_cut_with(history.last.tear());
             self.restarts = false;
             self.after_cut(None)?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Publish(body) => self.publish(&[*body], false)?,
+            Op::Batch(bodies) => self.publish(bodies, true)?,
+            Op::Writeback => {
+                self.disk.os_writeback();
+                self.trace
+                    .event("disk", EventKind::Note)
+                    .note("the OS writes dirty pages back on its own")
+                    .record();
+            }
+            Op::Cut(tearing) => {
+                self.disk.power_cut_with(tearing.tear());
+                self.after_cut(None)?;
+            }
+            Op::CutDuring { calls, tearing } => {
+                self.disk
+                    .plan_power_cut_at_call(u64::from(*calls), tearing.tear());
+                self.trace
+                    .event("disk", EventKind::Note)
+                    .note(format!(
+                        "the power will go during the {} disk call from here ({tearing})",
+                        ordinal(u64::from(*calls))
+                    ))
+                    .record();
+            }
         }
         Ok(())
     }
@@ -495,6 +539,13 @@ impl Run<'_> {
                 told
             })
             .collect();
+        let mut files = files;
+        for name in &report.vanished {
+            files.insert(
+                0,
+                format!("{name} is gone: its name was never made durable by a directory sync"),
+            );
+        }
         if files.is_empty() {
             format!("{when}, with nothing unsynced")
         } else {
@@ -549,10 +600,14 @@ impl Run<'_> {
                 }
             }
         }
-        let shown: Vec<String> = names
+        let mut shown: Vec<String> = names
             .iter()
+            .take(SHOWN_MAX)
             .map(|name| name.map_or("?".to_owned(), |id| format!("m{id}")))
             .collect();
+        if names.len() > SHOWN_MAX {
+            shown.push(format!("… {} more", names.len() - SHOWN_MAX));
+        }
         let shown = format!("[{}]", shown.join(", "));
         if let Some(position) = names.iter().position(Option::is_none) {
             self.trace
@@ -629,52 +684,69 @@ impl Run<'_> {
     }
 }
 
-fn holds(history: &History, trace: &Trace, restarts: bool) -> Result<(), String> {
-    let mut run = Run::new(trace, restarts)?;
+fn holds(
+    history: &History,
+    trace: &Trace,
+    reach: &RefCell<Reach>,
+    restarts: bool,
+) -> Result<(), String> {
+    let mut run = Run::new(trace, reach, restarts)?;
     run.play(history)
 }
 
-fn acked_survive_power_cut(ctx: &mut Ctx) {
+/// Checks `name` over `cases` histories of `histories`, with or without restarts.
+fn property<S>(ctx: &mut Ctx, name: &str, cases: u32, histories: S, restarts: bool)
+where
+    S: Strategy<Value = History>,
+{
+    let reach = RefCell::new(Reach::default());
     prop::for_all(
+        ctx,
+        name,
+        cases,
+        histories,
+        |history| tell(history, &reach.borrow(), restarts),
+        |history, trace| holds(history, trace, &reach, restarts),
+    );
+}
+
+fn acked_survive_power_cut(ctx: &mut Ctx) {
+    property(
         ctx,
         "every message acked by publish survives a power cut",
         60,
         publish_histories(),
-        tell,
-        |history, trace| holds(history, trace, true),
+        true,
     );
 }
 
 fn batch_acked_survive(ctx: &mut Ctx) {
-    prop::for_all(
+    property(
         ctx,
         "every message acked by publish_batch survives a power cut",
         60,
         batch_histories(),
-        tell,
-        |history, trace| holds(history, trace, true),
+        true,
     );
 }
 
 fn torn_tail(ctx: &mut Ctx) {
-    prop::for_all(
+    property(
         ctx,
         "a cut anywhere, torn any way: acked messages back, nothing unpublished",
         200,
         torn_histories(),
-        tell,
-        |history, trace| holds(history, trace, false),
+        false,
     );
 }
 
 fn restart_after_cut(ctx: &mut Ctx) {
-    prop::for_all(
+    property(
         ctx,
         "cut, restart, publish, cut again: acked messages back, nothing unpublished",
         200,
         restart_histories(),
-        tell,
-        |history, trace| holds(history, trace, true),
+        true,
     );
 }
 
