@@ -228,7 +228,7 @@ fn torn_histories() -> impl Strategy<Value = History> {
         3 => body().prop_map(Op::Publish),
         2 => batch(),
         1 => Just(Op::Writeback),
-        1 => cut_during(),
+        2 => cut_during(),
     ];
     (prop::proptest::collection::vec(op, 1..OPS_MAX), tearing())
         .prop_map(|(ops, last)| History { ops, last })
@@ -714,7 +714,7 @@ fn acked_survive_power_cut(ctx: &mut Ctx) {
     property(
         ctx,
         "every message acked by publish survives a power cut",
-        60,
+        50,
         publish_histories(),
         true,
     );
@@ -724,7 +724,7 @@ fn batch_acked_survive(ctx: &mut Ctx) {
     property(
         ctx,
         "every message acked by publish_batch survives a power cut",
-        60,
+        50,
         batch_histories(),
         true,
     );
@@ -734,7 +734,7 @@ fn torn_tail(ctx: &mut Ctx) {
     property(
         ctx,
         "a cut anywhere, torn any way: acked messages back, nothing unpublished",
-        200,
+        150,
         torn_histories(),
         false,
     );
@@ -744,7 +744,7 @@ fn restart_after_cut(ctx: &mut Ctx) {
     property(
         ctx,
         "cut, restart, publish, cut again: acked messages back, nothing unpublished",
-        200,
+        150,
         restart_histories(),
         true,
     );
