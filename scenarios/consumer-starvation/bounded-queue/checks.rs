@@ -6,7 +6,7 @@
 //! The queue's semantics are fully specified (see the promises in its doc comment), so the
 //! last stage compares every answer with a model: a `VecDeque` of job ids and the capacity.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
@@ -125,6 +125,8 @@ struct Run<'a> {
     accepted: Vec<u64>,
     /// Every job handed to a consumer, in order.
     received: Vec<u64>,
+    accepted_set: BTreeSet<u64>,
+    received_set: BTreeSet<u64>,
 }
 
 impl Run<'_> {
@@ -137,8 +139,9 @@ impl Run<'_> {
             .to("queue")
             .msg(id)
             .record();
-        let waiting: Vec<u64> = self.model.iter().copied().collect();
-        let room = self.model.len() < self.capacity;
+        let waiting = |run: &Run| -> Vec<u64> { run.model.iter().copied().collect() };
+        let waiting_before = self.model.len();
+        let room = waiting_before < self.capacity;
         let outcome = self.queue.try_send(Job { id });
         let depth = self.queue.depth();
         match outcome {
@@ -149,13 +152,14 @@ impl Run<'_> {
                     .note(format!("Ok, depth {depth}"))
                     .record();
                 self.accepted.push(id);
+                self.accepted_set.insert(id);
                 if self.promise == Promise::Model && !room {
                     return Err(format!(
                         "try_send(m{id}) from {who} returned Ok with {} of {} places taken by {}: \
                          the queue is full and must hand m{id} back",
-                        waiting.len(),
+                        waiting_before,
                         self.capacity,
-                        ids(&waiting)
+                        ids(&waiting(self))
                     ));
                 }
                 if room {
@@ -186,9 +190,9 @@ impl Run<'_> {
                     return Err(format!(
                         "try_send(m{id}) from {who} was refused with only {} of {} places \
                          taken ({}): nothing may be refused while there is room",
-                        waiting.len(),
+                        waiting_before,
                         self.capacity,
-                        ids(&waiting)
+                        ids(&waiting(self))
                     ));
                 }
             }
@@ -225,21 +229,24 @@ impl Run<'_> {
                 .to(consumer)
                 .msg(id)
                 .record();
-            if self.promise != Promise::Bounded && self.received.contains(&id) {
+            if self.promise != Promise::Bounded && self.received_set.contains(&id) {
                 self.trace
                     .event("verdict", EventKind::Duplicate)
                     .msg(id)
                     .record();
                 return Err(format!("{consumer} received m{id} a second time"));
             }
-            if self.promise != Promise::Bounded && !self.accepted.contains(&id) {
+            if self.promise != Promise::Bounded && !self.accepted_set.contains(&id) {
                 return Err(format!(
                     "{consumer} received m{id}, which the queue had never said Ok to: its \
                      producer was handed it back in Err(Full) and holds it too"
                 ));
             }
             self.received.push(id);
-            self.model.retain(|waiting| *waiting != id);
+            self.received_set.insert(id);
+            if let Some(position) = self.model.iter().position(|waiting| *waiting == id) {
+                self.model.remove(position);
+            }
         }
         if self.promise == Promise::Model && got != expected {
             return Err(match (got, expected) {
@@ -318,7 +325,7 @@ impl Run<'_> {
             .accepted
             .iter()
             .copied()
-            .filter(|id| !self.received.contains(id))
+            .filter(|id| !self.received_set.contains(id))
             .collect();
         if let Some(first) = lost.first() {
             for id in &lost {
@@ -351,6 +358,8 @@ fn holds(history: &History, trace: &Trace, promise: Promise) -> Result<(), Strin
         model: VecDeque::new(),
         accepted: Vec::new(),
         received: Vec::new(),
+        accepted_set: BTreeSet::new(),
+        received_set: BTreeSet::new(),
     };
     run.play(&history.ops)
 }
@@ -359,7 +368,7 @@ fn depth_bounded_stalled_consumer(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "the depth never exceeds the capacity",
-        100,
+        60,
         histories(),
         tell,
         |history, trace| holds(history, trace, Promise::Bounded),
@@ -370,7 +379,7 @@ fn producer_told(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "a producer told Ok never loses its job, a producer refused gets it back",
-        100,
+        60,
         histories(),
         tell,
         |history, trace| holds(history, trace, Promise::Told),
@@ -381,7 +390,7 @@ fn nothing_silently_dropped(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "Ok exactly while there is room, oldest first",
-        100,
+        60,
         histories(),
         tell,
         |history, trace| holds(history, trace, Promise::Model),
