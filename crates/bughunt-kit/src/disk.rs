@@ -862,6 +862,27 @@ mod tests {
         );
     }
 
+    /// A cut armed for a later fsync tears by sectors too, and only what that fsync was
+    /// making durable varies: earlier synced bytes stay.
+    #[test]
+    fn sector_tear_during_a_planned_fsync() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let disk = disk_with_log();
+            disk.append("log", &[1u8; 600]).unwrap();
+            disk.sync("log").unwrap();
+            disk.append("log", &[2u8; 900]).unwrap();
+            disk.plan_power_cut_at_sync_with(1, Tear::Sectors { seed });
+            assert!(disk.sync("log").is_err());
+            let after = disk.reboot().read("log").unwrap();
+            assert_eq!(&after[..600], &[1u8; 600][..]);
+            seen.insert(after.len());
+            let report = disk.last_cut().unwrap();
+            assert_eq!(report.during.as_deref(), Some("the 2nd fsync of log"));
+        }
+        assert!(seen.len() >= 3, "lengths seen: {seen:?}");
+    }
+
     /// A rebooted device works like a new one and can be cut again: publish after
     /// recovery, then cut.
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! Both numbers are little-endian; the checksum is [`bughunt_kit::disk::checksum`] of the
 //! payload. A restart is [`recover`], then [`Log::open`]: recovery reads the records back in
-//! in order and stops at the first one that is not whole (the torn tail a power cut can leave
+//! order and stops at the first one that is not whole (the torn tail a power cut can leave
 //! in the middle of a write), and the log opened again appends after the last whole record.
 //!
 //! The promises: every message acked by `publish` or `publish_batch` comes back from every
