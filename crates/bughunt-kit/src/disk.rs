@@ -148,6 +148,8 @@ struct DiskState {
     power_cut_at_sync: Option<(u64, Tear)>,
     /// Cut the power during the n-th call that changes the disk (1-based).
     power_cut_at_call: Option<(u64, Tear)>,
+    /// Fail the n-th call to `sync` (1-based) with an I/O error, the device staying on.
+    sync_error_at: Option<u64>,
     last_cut: Option<CutReport>,
 }
 
@@ -171,6 +173,8 @@ pub struct DiskStats {
     pub syncs: u64,
     pub bytes_written: u64,
     pub truncates: u64,
+    /// Syncs that failed with an I/O error while the device stayed on.
+    pub sync_errors: u64,
     /// Every call that changes the disk: create, append, truncate, sync, sync_dir.
     pub calls: u64,
 }
@@ -399,6 +403,18 @@ impl Disk {
         state.power_cut_at_call = Some((nth, tear));
     }
 
+    /// Makes the `syncs_from_now`-th sync from now (1 = the next one) fail with an I/O error
+    /// (EIO) while the device stays on. The bytes that sync was to write are lost: they leave
+    /// the page cache unwritten, as a file system may drop pages after a write-back error, so
+    /// a retried sync finds nothing to write and succeeds. (Real systems may instead keep the
+    /// bytes readable and marked clean, or leave a hole; either way, what a failed fsync did
+    /// not write is not on disk, and no retry puts it there.)
+    pub fn plan_sync_error(&self, syncs_from_now: u64) {
+        let mut state = self.state();
+        let nth = state.stats.syncs + syncs_from_now.max(1);
+        state.sync_error_at = Some(nth);
+    }
+
     fn state(&self) -> MutexGuard<'_, DiskState> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.inner
@@ -501,8 +517,21 @@ impl Disk {
             state.cut(tear, Some(during));
             return Err(power_is_off());
         }
+        let failing = state.sync_error_at == Some(state.stats.syncs);
+        if failing {
+            state.stats.sync_errors += 1;
+        }
         let file = state.files.get_mut(name).ok_or_else(|| not_found(name))?;
         file.syncs += 1;
+        if failing {
+            let lost = file.cached.len().saturating_sub(file.stable_len);
+            file.cached.truncate(file.stable_len);
+            return Err(io::Error::other(format!(
+                "simulated EIO during the {} fsync of {name}: the device could not write back; \
+                 {lost} unsynced bytes are lost",
+                ordinal(file.syncs)
+            )));
+        }
         file.make_durable();
         Ok(())
     }
@@ -881,6 +910,29 @@ mod tests {
             assert_eq!(report.during.as_deref(), Some("the 2nd fsync of log"));
         }
         assert!(seen.len() >= 3, "lengths seen: {seen:?}");
+    }
+
+    /// A planned fsync error leaves the device on, fails that sync, and loses what it was
+    /// to write: a retry succeeds with nothing to write, and a cut finds only the old bytes.
+    #[test]
+    fn failed_fsync_loses_its_bytes_and_a_retry_proves_nothing() {
+        let disk = disk_with_log();
+        disk.append("log", b"kept|").unwrap();
+        disk.sync("log").unwrap();
+        disk.append("log", b"lost").unwrap();
+        disk.plan_sync_error(1);
+        let error = disk.sync("log").unwrap_err();
+        assert!(error.to_string().contains("2nd fsync of log"), "{error}");
+        assert!(!disk.is_powered_off());
+        assert_eq!(disk.stats().sync_errors, 1);
+        assert!(
+            disk.sync("log").is_ok(),
+            "the retry has nothing left to write"
+        );
+        disk.append("log", b"next").unwrap();
+        disk.sync("log").unwrap();
+        disk.power_cut_with(Tear::Sectors { seed: 3 });
+        assert_eq!(disk.reboot().read("log").unwrap(), b"kept|next");
     }
 
     /// A rebooted device works like a new one and can be cut again: publish after

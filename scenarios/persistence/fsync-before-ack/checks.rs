@@ -103,6 +103,10 @@ enum Op {
         calls: u8,
         tearing: Tearing,
     },
+    /// The `syncs`-th fsync from here fails with an I/O error (EIO); the power stays on.
+    SyncFails {
+        syncs: u8,
+    },
 }
 
 /// A history: its steps, then a last power cut, torn as `last` says, and a last recovery.
@@ -158,6 +162,10 @@ fn tell(history: &History, reach: &Reach, restarts: bool) -> String {
                 Op::CutDuring { calls, tearing } => format!(
                     "the power will go during the {} disk call from here ({tearing})",
                     ordinal(u64::from(*calls))
+                ),
+                Op::SyncFails { syncs } => format!(
+                    "the {} fsync from here will fail (EIO), the power staying on",
+                    ordinal(u64::from(*syncs))
                 ),
             };
             if reach.struck.contains(&index) {
@@ -234,6 +242,24 @@ fn torn_histories() -> impl Strategy<Value = History> {
         .prop_map(|(ops, last)| History { ops, last })
 }
 
+fn sync_fails() -> impl Strategy<Value = Op> {
+    (1..=3u8).prop_map(|syncs| Op::SyncFails { syncs })
+}
+
+/// Fsyncs that fail while the power stays on, among publishes, batches, clean cuts and
+/// restarts.
+fn sync_error_histories() -> impl Strategy<Value = History> {
+    let op = prop_oneof![
+        3 => body().prop_map(Op::Publish),
+        2 => batch(),
+        1 => Just(Op::Writeback),
+        2 => sync_fails(),
+        1 => Just(Op::Cut(Tearing::Clean)),
+    ];
+    (prop::proptest::collection::vec(op, 1..OPS_MAX), tearing())
+        .prop_map(|(ops, last)| History { ops, last })
+}
+
 /// Many lives: cuts anywhere, torn any way, restarts, more publishes and more cuts.
 fn restart_histories() -> impl Strategy<Value = History> {
     let op = prop_oneof![
@@ -241,6 +267,7 @@ fn restart_histories() -> impl Strategy<Value = History> {
         2 => batch(),
         1 => Just(Op::Writeback),
         2 => cut_during(),
+        1 => sync_fails(),
         1 => tearing().prop_map(Op::Cut),
     ];
     (prop::proptest::collection::vec(op, 1..OPS_MAX), tearing())
@@ -258,6 +285,8 @@ struct Run<'a> {
     next_id: u64,
     published: Vec<(u64, Vec<u8>)>,
     acked: Vec<u64>,
+    /// Acked messages whose publish saw an fsync fail (EIO) and still returned Ok.
+    acked_after_sync_error: Vec<u64>,
     /// Acked messages whose publish was the call the power went during.
     acked_during_cut: Vec<(u64, String)>,
     /// What each publish did to the disk: (writes, fsyncs).
@@ -312,6 +341,7 @@ impl Run<'_> {
             next_id: 1,
             published: Vec::new(),
             acked: Vec::new(),
+            acked_after_sync_error: Vec::new(),
             acked_during_cut: Vec::new(),
             disk_work: Vec::new(),
             restarts_done: 0,
@@ -356,6 +386,16 @@ impl Run<'_> {
             Op::Cut(tearing) => {
                 self.disk.power_cut_with(tearing.tear());
                 self.after_cut(None)?;
+            }
+            Op::SyncFails { syncs } => {
+                self.disk.plan_sync_error(u64::from(*syncs));
+                self.trace
+                    .event("disk", EventKind::Note)
+                    .note(format!(
+                        "the {} fsync from here will fail (EIO), the power staying on",
+                        ordinal(u64::from(*syncs))
+                    ))
+                    .record();
             }
             Op::CutDuring { calls, tearing } => {
                 self.disk
@@ -411,6 +451,7 @@ impl Run<'_> {
         };
         let writes = after.writes - before.writes;
         let syncs = after.syncs - before.syncs;
+        let sync_errors = after.sync_errors - before.sync_errors;
         for id in &batch_ids {
             self.disk_work.push((*id, writes, syncs));
         }
@@ -441,6 +482,9 @@ impl Run<'_> {
                         .note("Ok: the producer forgets the message")
                         .record();
                     self.acked.push(*id);
+                    if sync_errors > 0 {
+                        self.acked_after_sync_error.push(*id);
+                    }
                     if let Some(report) = &cut_during {
                         let during = report
                             .during
@@ -460,7 +504,7 @@ impl Run<'_> {
         }
         if let Some(report) = cut_during {
             self.after_cut(Some(report))?;
-        } else if let Err(error) = &outcome {
+        } else if let (Err(error), 0) = (&outcome, sync_errors) {
             return Err(format!("{call} failed on a powered, healthy disk: {error}"));
         }
         Ok(())
@@ -652,6 +696,10 @@ impl Run<'_> {
                     " The power went during that very call ({during}), which failed, and the \
                      publish still returned Ok."
                 );
+            } else if self.acked_after_sync_error.contains(id) {
+                why = " An fsync during that very call failed (EIO, the power stayed on), and \
+                       the publish still returned Ok."
+                    .to_owned();
             } else if let Some((_, writes, syncs)) =
                 self.disk_work.iter().find(|(seen, _, _)| seen == id)
             {
@@ -740,6 +788,16 @@ fn torn_tail(ctx: &mut Ctx) {
     );
 }
 
+fn failed_fsync(ctx: &mut Ctx) {
+    property(
+        ctx,
+        "an fsync that fails with the power on: acked messages back, nothing unpublished",
+        100,
+        sync_error_histories(),
+        true,
+    );
+}
+
 fn restart_after_cut(ctx: &mut Ctx) {
     property(
         ctx,
@@ -782,6 +840,15 @@ fn checks() {
                          failed still say Ok? And does recovery check every byte of a record \
                          before calling it a message, stopping at the first that is not whole?",
                 run: torn_tail,
+            },
+            Stage {
+                id: "failed-fsync",
+                title: "An fsync that fails with the power on acks nothing",
+                mentor: "Here an fsync can fail while the power stays on: the device could \
+                         not write. What did that publish answer? And if an fsync is tried \
+                         again and succeeds, what does that say about the bytes the failed one \
+                         was writing?",
+                run: failed_fsync,
             },
             Stage {
                 id: "restart-after-cut",

@@ -87,6 +87,17 @@ impl Log {
         //~ // The append worked; a failed fsync only means the OS will write it back later.
         //~ let _ = self.disk.sync(LOG_FILE);
         //~ Ok(())
+        //~ wrong: retry-fsync
+        //~ self.disk.append(LOG_FILE, &record)?;
+        //~ // An fsync can fail now and then: try it again before giving up on the message.
+        //~ let mut synced = self.disk.sync(LOG_FILE);
+        //~ for _ in 0..3 {
+        //~     if synced.is_ok() {
+        //~         break;
+        //~     }
+        //~     synced = self.disk.sync(LOG_FILE);
+        //~ }
+        //~ synced
         //~ alt: publish-through-batch
         //~ let _ = record;
         //~ self.publish_batch(&[payload])
@@ -134,6 +145,16 @@ impl Log {
         //~ self.disk.append(LOG_FILE, &records)?;
         //~ let _ = self.disk.sync(LOG_FILE);
         //~ Ok(())
+        //~ wrong: retry-fsync
+        //~ self.disk.append(LOG_FILE, &records)?;
+        //~ let mut synced = self.disk.sync(LOG_FILE);
+        //~ for _ in 0..3 {
+        //~     if synced.is_ok() {
+        //~         break;
+        //~     }
+        //~     synced = self.disk.sync(LOG_FILE);
+        //~ }
+        //~ synced
         //~ wrong: sync-only-in-publish
         //~ // One write for the whole batch; publish already waits for the disk.
         //~ self.disk.append(LOG_FILE, &records)
