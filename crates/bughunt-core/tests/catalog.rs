@@ -30,7 +30,7 @@ fn the_embedded_catalog_is_well_formed() {
     }
     for template in &catalog.templates {
         assert!(
-            !template.wrong_rs.is_empty(),
+            !template.meta.wrong_fixes.is_empty(),
             "{}: every template proves its later stages with a wrong fix",
             template.folder
         );
