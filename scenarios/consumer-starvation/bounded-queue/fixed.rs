@@ -66,6 +66,12 @@ pub struct Queue {
     //~ accepted: usize,
     //~ /// Places left: a send takes one, a receive gives one back.
     //~ free: usize,
+    //~ wrong: permit-back-on-empty-receive
+    //~ jobs: VecDeque<Job>,
+    //~ capacity: usize,
+    //~ accepted: usize,
+    //~ /// Places left: a send takes one, a receive gives one back.
+    //~ free: usize,
     //~ end
 }
 
@@ -111,6 +117,13 @@ impl Queue {
         //~     accepted: 0,
         //~ }
         //~ alt: free-slot-permits
+        //~ Self {
+        //~     jobs: VecDeque::new(),
+        //~     capacity,
+        //~     accepted: 0,
+        //~     free: capacity,
+        //~ }
+        //~ wrong: permit-back-on-empty-receive
         //~ Self {
         //~     jobs: VecDeque::new(),
         //~     capacity,
@@ -166,6 +179,11 @@ impl Queue {
         //~     return Err(Full(job));
         //~ };
         //~ self.free = left;
+        //~ wrong: permit-back-on-empty-receive
+        //~ let Some(left) = self.free.checked_sub(1) else {
+        //~     return Err(Full(job));
+        //~ };
+        //~ self.free = left;
         //~ end
         //~ region
         self.jobs.push_back(job);
@@ -213,6 +231,8 @@ impl Queue {
         //~ let used = self.inbox.len() + self.outbox.len();
         //~ alt: free-slot-permits
         //~ let used = self.capacity - self.free;
+        //~ wrong: permit-back-on-empty-receive
+        //~ let used = self.capacity.saturating_sub(self.free);
         //~ end
         //~ site: off-by-one-bound
         // FIX: `>=`: a queue made for `capacity` jobs is full once it holds that many. `>`
@@ -268,6 +288,10 @@ impl Queue {
         //~ let job = self.jobs.pop_front()?;
         //~ self.free += 1;
         //~ Some(job)
+        //~ wrong: permit-back-on-empty-receive
+        //~ // A receive frees a place for the next send.
+        //~ self.free += 1;
+        //~ self.jobs.pop_front()
         //~ end
     }
 
