@@ -46,10 +46,10 @@ impl Log {
             create_log_file(&disk)?;
         }
         //~ region
-        // FIX: after a power cut the log may end in a torn record. Cut it off before appending:
-        // a record appended after torn bytes is acked, yet the next recovery stops at the torn
-        // bytes and never reaches it. The new length is durable with the next publish's fsync;
-        // a cut before that brings back only the torn bytes, which recovery stops at again.
+        // After a power cut the log may end in a torn record. Cut it off before appending: a
+        // record appended after torn bytes would be acked, yet the next recovery stops at the
+        // torn bytes and never reaches it. The new length is durable with the next publish's
+        // fsync; a cut before that brings back only the torn bytes, which recovery stops at.
         let bytes = disk.read(LOG_FILE)?;
         let whole_len = whole_records_len(&bytes);
         if whole_len < bytes.len() {
