@@ -56,7 +56,7 @@ impl Log {
             disk.truncate(LOG_FILE, whole_len as u64)?;
         }
         //~ wrong: append-after-torn-tail
-        //~ alt: recover-truncates
+        //~ alt: truncate-in-recovery
         //~ end
         Ok(Log { disk })
     }
@@ -200,7 +200,7 @@ pub fn recover(disk: &Disk) -> io::Result<Vec<Vec<u8>>> {
         rest = after;
     }
     //~ region
-    //~ alt: recover-truncates
+    //~ alt: truncate-in-recovery
     //~ // Cut the torn tail off here and make the cut durable, so whatever opens the log
     //~ // next appends right after the last whole record.
     //~ let whole_len = bytes.len() - rest.len();
