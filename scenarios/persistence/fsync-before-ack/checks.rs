@@ -853,11 +853,11 @@ fn checks() {
             Stage {
                 id: "restart-after-cut",
                 title: "Cut, restart, publish, cut again: every acked message comes back",
-                mentor: "Every cut so far was the log's last. Here the queue starts again \
-                         after a cut (recover, then open), takes more publishes, and the power \
-                         goes again. Whatever the first cut left at the end of the file is \
-                         still there when the log opens: where does the next record land, and \
-                         can the next recovery read past what lies before it?",
+                mentor: "Here the queue starts again after a cut (recover, then open), takes \
+                         more publishes, and the power goes again, torn any way. What did a cut \
+                         leave after the last whole record, and is it still in the file when \
+                         the log opens? Where does the next record land, and can the next \
+                         recovery read past what lies before it?",
                 run: restart_after_cut,
             },
         ],
