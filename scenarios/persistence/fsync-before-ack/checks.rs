@@ -447,6 +447,20 @@ impl Run<'_> {
         };
         let outcome: io::Result<()> = match outcome {
             Ok(outcome) => outcome,
+            Err(_) if self.disk.is_powered_off() => {
+                let report = self.disk.last_cut().unwrap_or_default();
+                let during = report.during.unwrap_or_else(|| "a disk call".to_owned());
+                return Err(format!(
+                    "{call} panicked when the power went during {during}: a disk call that \
+                     fails is an error to return, not a reason to panic"
+                ));
+            }
+            Err(_) if after.sync_errors > before.sync_errors => {
+                return Err(format!(
+                    "{call} panicked when an fsync failed (EIO): a disk call that fails is an \
+                     error to return, not a reason to panic"
+                ))
+            }
             Err(_) => return Err(format!("{call} panicked on a powered, healthy disk")),
         };
         let writes = after.writes - before.writes;
