@@ -160,6 +160,14 @@ impl Log {
         //~ self.disk.append(LOG_FILE, &records)
         //~ alt: publish-through-batch
         //~ self.disk.sync(LOG_FILE)
+        //~ alt: fsync-per-record
+        //~ // No group commit: each message is published, and made durable, on its own. A
+        //~ // failure part-way fails the batch; the messages before it are durable anyway.
+        //~ drop(records);
+        //~ for payload in payloads {
+        //~     self.publish(payload)?;
+        //~ }
+        //~ Ok(())
         //~ end
     }
 }
