@@ -199,8 +199,15 @@ fn batch() -> impl Strategy<Value = Op> {
     prop::proptest::collection::vec(body(), 1..=BATCH_MAX).prop_map(Op::Batch)
 }
 
+/// A cut in the middle of a call, most often one that tears by sectors: the tear that can
+/// leave a record's header whole and its payload not.
 fn cut_during() -> impl Strategy<Value = Op> {
-    (1..=5u8, tearing()).prop_map(|(calls, tearing)| Op::CutDuring { calls, tearing })
+    let tearing = prop_oneof![
+        1 => Just(Tearing::Clean),
+        1 => (1..600u16).prop_map(Tearing::Prefix),
+        5 => any::<u64>().prop_map(Tearing::Sectors),
+    ];
+    (1..=4u8, tearing).prop_map(|(calls, tearing)| Op::CutDuring { calls, tearing })
 }
 
 /// Publishes, writeback and clean cuts between calls, restarts included.
@@ -236,7 +243,7 @@ fn torn_histories() -> impl Strategy<Value = History> {
         3 => body().prop_map(Op::Publish),
         2 => batch(),
         1 => Just(Op::Writeback),
-        2 => cut_during(),
+        3 => cut_during(),
     ];
     (prop::proptest::collection::vec(op, 1..OPS_MAX), tearing())
         .prop_map(|(ops, last)| History { ops, last })
@@ -806,7 +813,7 @@ fn failed_fsync(ctx: &mut Ctx) {
     property(
         ctx,
         "an fsync that fails with the power on: acked messages back, nothing unpublished",
-        100,
+        60,
         sync_error_histories(),
         true,
     );
@@ -816,7 +823,7 @@ fn restart_after_cut(ctx: &mut Ctx) {
     property(
         ctx,
         "cut, restart, publish, cut again: acked messages back, nothing unpublished",
-        150,
+        120,
         restart_histories(),
         true,
     );
