@@ -268,7 +268,6 @@ fn play(history: &History, trace: &Trace) -> Outcome {
         let all_ended_ms = now_ms();
         let tasks_alive = paused::tasks_alive_after_settling().await;
         let in_flight = client.in_flight();
-        let in_backend = sink.cut_off();
         if tasks_alive > 0 {
             trace
                 .event("runtime", EventKind::Leak)
@@ -277,6 +276,18 @@ fn play(history: &History, trace: &Trace) -> Outcome {
                 ))
                 .record();
         }
+        // Let the clock run past any backend's time: work still going on when the last call
+        // ended finishes by then; work that was stopped never does.
+        sleep(Duration::from_millis(DAY_MS + 1)).await;
+        let in_backend = sink
+            .works()
+            .iter()
+            .filter(|work| {
+                work.started_ms <= all_ended_ms
+                    && work.finished_ms.is_some_and(|end| end > all_ended_ms)
+            })
+            .map(|work| work.job)
+            .collect();
         let mut calls = record.into_inner();
         calls.sort_by_key(|call| call.id);
         Outcome {

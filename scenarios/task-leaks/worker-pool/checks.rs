@@ -163,7 +163,7 @@ struct Outcome {
     returned_at_ms: Option<u64>,
     /// Right after shutdown returned (or gave up), with every ready task run.
     tasks_alive: u64,
-    /// What the sink was doing at that moment.
+    /// Jobs still being worked on at that moment.
     in_sink_then: Vec<u64>,
     /// Every job's work, looked at once every job could have finished.
     works: Vec<Work>,
@@ -257,7 +257,6 @@ fn play(history: &History, trace: &Trace) -> Outcome {
             None
         };
         let tasks_alive = paused::tasks_alive_after_settling().await;
-        let in_sink_then = sink.cut_off();
         if tasks_alive > 0 && returned {
             trace
                 .event("runtime", EventKind::Leak)
@@ -270,15 +269,27 @@ fn play(history: &History, trace: &Trace) -> Outcome {
         // still being worked on (it finishes) or was dropped (it never does).
         sleep_until(deadline + Duration::from_millis(history.bound_ms())).await;
         drop(gauge);
+        let works = sink.works();
+        let in_sink_then = still_working(&works, stopped_ms);
         Outcome {
             submits: submits.into_inner(),
             shutdown_at_ms,
             returned_at_ms,
             tasks_alive,
             in_sink_then,
-            works: sink.works(),
+            works,
         }
     })
+}
+
+/// The jobs whose work had started by `at_ms` and was still going on then (it finished
+/// later): work that was stopped, and so never finished, is not among them.
+fn still_working(works: &[Work], at_ms: u64) -> Vec<u64> {
+    works
+        .iter()
+        .filter(|work| work.started_ms <= at_ms && work.finished_ms.is_some_and(|end| end > at_ms))
+        .map(|work| work.job)
+        .collect()
 }
 
 fn names(ids: &[u64]) -> String {
@@ -349,9 +360,9 @@ fn nothing_left_running(outcome: &Outcome) -> Result<(), String> {
         return Ok(());
     }
     let doing = if outcome.in_sink_then.is_empty() {
-        "no job was in the sink then, so they were waiting, not working".to_owned()
+        "no job was being worked on then, so they were waiting, not working".to_owned()
     } else {
-        format!("{} still in the sink then", names(&outcome.in_sink_then))
+        format!("still working on {} then", names(&outcome.in_sink_then))
     };
     let later: Vec<String> = outcome
         .works
