@@ -138,6 +138,9 @@ struct Outcome {
     /// None: shutdown had not returned `STUCK_AFTER_MS` past its deadline.
     returned_at_ms: Option<u64>,
     report: Vec<u64>,
+    /// At the moment shutdown returned.
+    alive_at_return: u64,
+    /// Once the runtime had run every ready task after that.
     tasks_alive: u64,
     /// Requests still being handled right after shutdown returned.
     in_sink_then: Vec<u64>,
@@ -221,6 +224,8 @@ fn play(history: &History, trace: &Trace) -> Outcome {
         };
         let signal_then_count = async {
             let (returned_at_ms, report) = signal.await;
+            // At the very moment shutdown returned, before anything else runs.
+            let alive_at_return = paused::tasks_alive();
             // Right after shutdown returned: let what is ready run, then count.
             let tasks_alive = paused::tasks_alive_after_settling().await;
             if tasks_alive > 0 {
@@ -231,9 +236,10 @@ fn play(history: &History, trace: &Trace) -> Outcome {
                     ))
                     .record();
             }
-            (returned_at_ms, report, tasks_alive)
+            (returned_at_ms, report, alive_at_return, tasks_alive)
         };
-        let ((), (returned_at_ms, report, tasks_alive)) = tokio::join!(listener, signal_then_count);
+        let ((), (returned_at_ms, report, alive_at_return, tasks_alive)) =
+            tokio::join!(listener, signal_then_count);
         // Let whatever still runs run on, so that work left in the sink shows whether it was
         // still going (it finishes) or was stopped (it never does).
         let last_ms = requests
@@ -259,6 +265,7 @@ fn play(history: &History, trace: &Trace) -> Outcome {
             accepts: accepts.into_inner(),
             returned_at_ms,
             report,
+            alive_at_return,
             tasks_alive,
             in_sink_then,
             works,
@@ -311,8 +318,16 @@ fn nothing_left_running(history: &History, outcome: &Outcome) -> Result<(), Stri
     let Some(returned_ms) = outcome.returned_at_ms else {
         return Ok(());
     };
-    if outcome.tasks_alive == 0 {
+    if outcome.tasks_alive == 0 && outcome.alive_at_return == 0 {
         return Ok(());
+    }
+    if outcome.tasks_alive == 0 {
+        return Err(format!(
+            "shutdown() was called at {} ms and returned at {returned_ms} ms; at that moment \
+             {} handler task(s) had not ended yet, and they ended only once the runtime ran \
+             them again: shutdown told them to stop but did not wait until they had",
+            history.shutdown_at_ms, outcome.alive_at_return
+        ));
     }
     let how: Vec<String> = outcome
         .in_sink_then

@@ -276,6 +276,10 @@ impl Server {
         //~ // Past the deadline: report what still runs, and let it finish in the background.
         //~ handlers.detach_all();
         //~ let unfinished = std::mem::take(&mut lock(&self.state).in_flight);
+        //~ wrong: abort-without-join
+        //~ // Past the deadline: stop what still runs, and report it.
+        //~ handlers.abort_all();
+        //~ let unfinished = std::mem::take(&mut lock(&self.state).in_flight);
         //~ wrong: report-before-drain
         //~ handlers.shutdown().await;
         //~ lock(&self.state).in_flight.clear();

@@ -124,6 +124,8 @@ impl Client {
         let _listed = Listed::new(&self.in_flight, request.id);
         //~ broken:
         //~ lock(&self.in_flight).insert(request.id);
+        //~ wrong: stop-listing
+        //~ // (No more bookkeeping: an entry that is never made can never be left behind.)
         //~ wrong: remove-on-both-paths
         //~ lock(&self.in_flight).insert(request.id);
         //~ let outcome: Result<Reply, TimedOut> = async {

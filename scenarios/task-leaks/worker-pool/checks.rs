@@ -159,6 +159,8 @@ enum Submitted {
 struct Outcome {
     submits: BTreeMap<u64, Submitted>,
     shutdown_at_ms: u64,
+    /// What the gauge said when shutdown was called.
+    waiting_at_shutdown: usize,
     /// None: shutdown had not returned by its bound.
     returned_at_ms: Option<u64>,
     /// Right after shutdown returned (or gave up), with every ready task run.
@@ -230,12 +232,13 @@ fn play(history: &History, trace: &Trace) -> Outcome {
         let shutdown_at_ms = now_ms() + history.shutdown_after_ms;
         sleep_until(start + Duration::from_millis(shutdown_at_ms)).await;
         trace.set_time_ms(shutdown_at_ms);
+        let waiting_at_shutdown = gauge.waiting();
         trace
             .event("service", EventKind::Shutdown)
             .to("pool")
             .note(format!(
-                "shutdown(), with {} job(s) waiting; monitoring still holds its gauge",
-                gauge.waiting()
+                "shutdown(), with {waiting_at_shutdown} job(s) waiting; monitoring still holds \
+                 its gauge"
             ))
             .record();
         let deadline = start + Duration::from_millis(shutdown_at_ms + history.bound_ms());
@@ -274,6 +277,7 @@ fn play(history: &History, trace: &Trace) -> Outcome {
         Outcome {
             submits: submits.into_inner(),
             shutdown_at_ms,
+            waiting_at_shutdown,
             returned_at_ms,
             tasks_alive,
             in_sink_then,
@@ -388,7 +392,7 @@ fn nothing_left_running(outcome: &Outcome) -> Result<(), String> {
 }
 
 /// Promise 3: every submit was taken; every job taken was done once, before shutdown
-/// returned, with at most `size` jobs in the sink at a time.
+/// returned, with at most `size` jobs in the sink at a time; the gauge told the truth.
 fn every_job_done(history: &History, outcome: &Outcome) -> Result<(), String> {
     for (id, submitted) in &outcome.submits {
         match submitted {
@@ -454,6 +458,31 @@ fn every_job_done(history: &History, outcome: &Outcome) -> Result<(), String> {
                 ));
             }
         }
+    }
+    // When shutdown is called, the gauge says how many jobs the channel holds: those
+    // accepted and not started (a worker starts a job the moment it takes it). A job that
+    // starts at that very instant may be counted either way.
+    let accepted_count = accepted(outcome).len();
+    let started_before = |inclusive: bool| {
+        outcome
+            .works
+            .iter()
+            .filter(|work| {
+                work.started_ms < outcome.shutdown_at_ms
+                    || (inclusive && work.started_ms == outcome.shutdown_at_ms)
+            })
+            .count()
+    };
+    let fewest = accepted_count.saturating_sub(started_before(true));
+    let most = accepted_count.saturating_sub(started_before(false));
+    if !(fewest..=most).contains(&outcome.waiting_at_shutdown) {
+        return Err(format!(
+            "when shutdown() was called at {} ms, {accepted_count} job(s) had been submitted and \
+             {} started, so {most} were waiting in the channel; the gauge said {}",
+            outcome.shutdown_at_ms,
+            started_before(false),
+            outcome.waiting_at_shutdown
+        ));
     }
     for work in &outcome.works {
         let busy: Vec<&Work> = outcome
@@ -548,7 +577,8 @@ fn checks() {
                          don't add up. Once `submit` has returned Ok, the producer believes the \
                          job will be done. Which jobs were still queued, or halfway through, \
                          when your workers stopped, and what became of them? (While the pool \
-                         runs, `submit` must not give a job back, and each job is done once.)",
+                         runs, `submit` must not give a job back, each job is done once, and \
+                         the gauge still says how many jobs wait.)",
                 run: every_job_done_stage,
             },
         ],

@@ -10,10 +10,11 @@
 //! sink afterwards; each job is done once, by one worker, with at most `size` jobs in the
 //! sink at a time.
 //!
-//! Where it comes from: the commonest goroutine leak in Tu et al., "Understanding Real-World
-//! Concurrency Bugs in Go" (ASPLOS 2019), is a worker ranging over a channel that nobody
-//! closes. A Rust channel closes by itself when its last `Sender` is dropped, which makes
-//! the same leak one forgotten clone away.
+//! Where it comes from: Tu et al., "Understanding Real-World Concurrency Bugs in Go" (ASPLOS
+//! 2019), found that message passing caused more of the blocking bugs they studied than
+//! shared memory did: goroutines waiting on a channel operation nobody would ever complete,
+//! such as a receive from a channel nobody closes. A Rust channel closes by itself when its
+//! last `Sender` is dropped, which makes the same leak one forgotten clone away.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -202,6 +203,23 @@ impl Gauge {
 //~     /// Jobs submitted and not yet taken by a worker.
 //~     pub fn waiting(&self) -> usize {
 //~         self.jobs.max_capacity() - self.jobs.capacity()
+//~     }
+//~ wrong: gauge-reads-zero
+//~ /// What monitoring reads. Monitoring may keep a gauge for as long as it likes.
+//~ #[derive(Clone, Debug)]
+//~ pub struct Gauge {
+//~     // Holding any end of the channel keeps the workers waiting: hold none.
+//~     idle_ticks: Arc<AtomicU64>,
+//~ }
+//~
+//~ impl Gauge {
+//~     fn new(_jobs: &mpsc::Sender<Job>, idle_ticks: Arc<AtomicU64>) -> Gauge {
+//~         Gauge { idle_ticks }
+//~     }
+//~
+//~     /// Jobs submitted and not yet taken by a worker.
+//~     pub fn waiting(&self) -> usize {
+//~         0
 //~     }
 //~ alt: close-the-receiver
 //~ /// What monitoring reads. Monitoring may keep a gauge for as long as it likes.
