@@ -12,7 +12,7 @@
 //! so no request ends at the very instant of the deadline: whether it could have finished in
 //! time is always clear.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -34,6 +34,8 @@ const HOUR_MS: u64 = 3_600_000;
 const FIRST_ID: u64 = 101;
 /// Histories per property (a history costs well under a millisecond).
 const CASES: u32 = 40;
+/// How often monitoring reads `in_flight()`.
+const SAMPLE_EVERY_MS: u64 = 250;
 
 #[derive(Clone, Copy, Debug)]
 struct RequestPlan {
@@ -146,9 +148,12 @@ struct Outcome {
     in_sink_then: Vec<u64>,
     /// Every request's work, looked at once every request could have finished.
     works: Vec<Work>,
+    /// What `in_flight()` said, read by monitoring now and then: (when, what).
+    samples: Vec<(u64, Vec<u64>)>,
 }
 
-fn play(history: &History, trace: &Trace) -> Outcome {
+/// `watch`: monitoring reads `in_flight()` now and then (only the last stage looks).
+fn play(history: &History, trace: &Trace, watch: bool) -> Outcome {
     let requests = history.requests();
     paused::block_on(async {
         let start = Instant::now();
@@ -238,8 +243,26 @@ fn play(history: &History, trace: &Trace) -> Outcome {
             }
             (returned_at_ms, report, alive_at_return, tasks_alive)
         };
-        let ((), (returned_at_ms, report, alive_at_return, tasks_alive)) =
-            tokio::join!(listener, signal_then_count);
+        let all_done = Cell::new(false);
+        let samples = RefCell::new(Vec::new());
+        let monitor = async {
+            let mut at_ms = 0;
+            while watch {
+                at_ms += SAMPLE_EVERY_MS;
+                sleep_until(start + Duration::from_millis(at_ms)).await;
+                if all_done.get() {
+                    break;
+                }
+                samples.borrow_mut().push((at_ms, server.in_flight()));
+            }
+        };
+        let run = async {
+            let both = tokio::join!(listener, signal_then_count);
+            all_done.set(true);
+            both
+        };
+        let (((), (returned_at_ms, report, alive_at_return, tasks_alive)), ()) =
+            tokio::join!(run, monitor);
         // Let whatever still runs run on, so that work left in the sink shows whether it was
         // still going (it finishes) or was stopped (it never does).
         let last_ms = requests
@@ -268,6 +291,7 @@ fn play(history: &History, trace: &Trace) -> Outcome {
             alive_at_return,
             tasks_alive,
             in_sink_then,
+            samples: samples.into_inner(),
             works,
         }
     })
@@ -362,6 +386,7 @@ fn nothing_left_running(history: &History, outcome: &Outcome) -> Result<(), Stri
 /// Promise 3: accepted exactly until shutdown; every accepted request finished or reported,
 /// never both; none stopped that could have finished by the deadline.
 fn every_request_accounted(history: &History, outcome: &Outcome) -> Result<(), String> {
+    listed_while_handled(outcome)?;
     let shutdown_ms = history.shutdown_at_ms;
     let deadline_ms = history.deadline_ms();
     for (id, accepted) in &outcome.accepts {
@@ -452,6 +477,61 @@ fn every_request_accounted(history: &History, outcome: &Outcome) -> Result<(), S
     Ok(())
 }
 
+/// Monitoring's readings: `in_flight()` lists each request accepted and not finished (nor
+/// stopped by a shutdown that has returned), and only those. A request that starts or ends
+/// at the very millisecond of a reading may be listed or not.
+fn listed_while_handled(outcome: &Outcome) -> Result<(), String> {
+    let returned_ms = outcome.returned_at_ms.unwrap_or(u64::MAX);
+    for (at_ms, listed) in &outcome.samples {
+        let at_ms = *at_ms;
+        for id in listed {
+            if !matches!(outcome.accepts.get(id), Some(Accepted::Yes { .. })) {
+                return Err(format!(
+                    "at {at_ms} ms, in_flight() listed m{id}, which was never accepted"
+                ));
+            }
+        }
+        for (id, accepted) in &outcome.accepts {
+            let Accepted::Yes { at_ms: accepted_ms } = *accepted else {
+                continue;
+            };
+            let finished_ms = outcome
+                .works
+                .iter()
+                .find(|work| work.job == *id)
+                .and_then(|work| work.finished_ms);
+            let over_ms = finished_ms.unwrap_or(returned_ms);
+            let is_listed = listed.contains(id);
+            if accepted_ms < at_ms && at_ms < over_ms && !is_listed {
+                return Err(format!(
+                    "at {at_ms} ms, m{id} was being handled (accepted at {accepted_ms} ms, {}), \
+                     but in_flight() listed {}",
+                    match finished_ms {
+                        Some(end) => format!("finished at {end} ms"),
+                        None => "never finished".to_owned(),
+                    },
+                    if listed.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names(listed)
+                    }
+                ));
+            }
+            if is_listed && over_ms < at_ms {
+                return Err(format!(
+                    "at {at_ms} ms, in_flight() still listed m{id}, {}",
+                    match finished_ms {
+                        Some(end) => format!("whose handler had finished at {end} ms"),
+                        None =>
+                            format!("which shutdown had stopped (it returned at {returned_ms} ms)"),
+                    }
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn judge(history: &History, outcome: &Outcome, upto: usize) -> Result<(), String> {
     let promises: [&dyn Fn() -> Result<(), String>; 3] = [
         &|| by_the_deadline(history, outcome),
@@ -464,6 +544,15 @@ fn judge(history: &History, outcome: &Outcome, upto: usize) -> Result<(), String
     Ok(())
 }
 
+/// Ends a failure message as a sentence: the kit goes on with the shortest history.
+fn sentence(message: String) -> String {
+    if message.ends_with('.') {
+        message
+    } else {
+        message + "."
+    }
+}
+
 fn property(ctx: &mut Ctx, name: &str, upto: usize) {
     prop::for_all(
         ctx,
@@ -471,7 +560,7 @@ fn property(ctx: &mut Ctx, name: &str, upto: usize) {
         CASES,
         histories(),
         |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace), upto),
+        |history, trace| judge(history, &play(history, trace, upto >= 3), upto).map_err(sentence),
     );
 }
 
@@ -524,7 +613,9 @@ fn checks() {
                          finished or named in the report, never both, never neither. Which \
                          requests did your shutdown stop, and does the report say so? Did any \
                          stop although it would have finished by the deadline, and did `accept` \
-                         take anything after shutdown was called?",
+                         take anything after shutdown was called? (Monitoring reads \
+                         `in_flight` meanwhile: it must list the requests being handled, and \
+                         only those.)",
                 run: every_request_accounted_stage,
             },
         ],

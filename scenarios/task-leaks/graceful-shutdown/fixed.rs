@@ -24,9 +24,10 @@ use bughunt_kit::sink::Sink;
 //~ region
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
-//~ alt: handles-in-a-map
+//~ alt: done-channel
 //~ use std::collections::BTreeMap;
 //~
+//~ use tokio::sync::mpsc;
 //~ use tokio::task::JoinHandle;
 //~ use tokio::time::{timeout_at, Instant};
 //~ alt: cooperative-cancel
@@ -70,9 +71,12 @@ struct State {
     /// Every handler task still running (and some just finished, not reaped yet). Each ends
     /// with its request's id.
     handlers: JoinSet<u64>,
-    //~ alt: handles-in-a-map
+    //~ alt: done-channel
     //~ /// Each running handler's task, by request id.
-    //~ handlers: BTreeMap<u64, JoinHandle<u64>>,
+    //~ handlers: BTreeMap<u64, JoinHandle<()>>,
+    //~ /// Each handler sends its request's id here once it has finished: one message per request
+    //~ /// at most. Shutdown takes the receiving end.
+    //~ done: (mpsc::UnboundedSender<u64>, Option<mpsc::UnboundedReceiver<u64>>),
     //~ alt: cooperative-cancel
     //~ /// Every handler task; each ends with its request's id, Ok if it finished, Err if it
     //~ /// stopped when told to.
@@ -80,8 +84,39 @@ struct State {
     //~ /// Set to true at the deadline: every handler still running stops.
     //~ cancel: watch::Sender<bool>,
     //~ end
-    /// Requests accepted and not known to be finished.
+    /// Requests accepted and not finished: what monitoring reads.
     in_flight: BTreeSet<u64>,
+}
+
+impl State {
+    /// Takes the handlers that have finished off the books, so the set holds only running
+    /// ones: a `JoinSet` keeps every finished task's output until someone joins it.
+    //~ region
+    fn reap(&mut self) {
+        while let Some(ended) = self.handlers.try_join_next() {
+            if let Ok(id) = ended {
+                self.in_flight.remove(&id);
+            }
+        }
+    }
+    //~ alt: done-channel
+    //~ fn reap(&mut self) {
+    //~     if let Some(done) = self.done.1.as_mut() {
+    //~         while let Ok(id) = done.try_recv() {
+    //~             self.handlers.remove(&id);
+    //~             self.in_flight.remove(&id);
+    //~         }
+    //~     }
+    //~ }
+    //~ alt: cooperative-cancel
+    //~ fn reap(&mut self) {
+    //~     while let Some(ended) = self.handlers.try_join_next() {
+    //~         if let Ok(Ok(id)) = ended {
+    //~             self.in_flight.remove(&id);
+    //~         }
+    //~     }
+    //~ }
+    //~ end
 }
 
 impl Server {
@@ -92,8 +127,12 @@ impl Server {
                 accepting: true,
                 //~ region
                 handlers: JoinSet::new(),
-                //~ alt: handles-in-a-map
+                //~ alt: done-channel
                 //~ handlers: BTreeMap::new(),
+                //~ done: {
+                //~     let (finished, done) = mpsc::unbounded_channel();
+                //~     (finished, Some(done))
+                //~ },
                 //~ alt: cooperative-cancel
                 //~ handlers: JoinSet::new(),
                 //~ cancel: watch::channel(false).0,
@@ -103,9 +142,14 @@ impl Server {
         }
     }
 
-    /// The requests accepted and not known to be finished, in id order.
+    /// The requests accepted and not finished yet, in id order.
     pub fn in_flight(&self) -> Vec<u64> {
-        lock(&self.state).in_flight.iter().copied().collect()
+        let mut state = lock(&self.state);
+        //~ region
+        state.reap();
+        //~ wrong: spawn-without-reaping
+        //~ end
+        state.in_flight.iter().copied().collect()
     }
 
     /// Starts handling `request` in a task of its own; gives it back once shutdown has begun.
@@ -115,12 +159,7 @@ impl Server {
             return Err(request);
         }
         //~ site: detached-handlers
-        // Reap the handlers that have finished, so the set holds only running ones.
-        while let Some(ended) = state.handlers.try_join_next() {
-            if let Ok(id) = ended {
-                state.in_flight.remove(&id);
-            }
-        }
+        state.reap();
         state.in_flight.insert(request.id);
         // FIX: the task goes into the server's JoinSet, so shutdown can wait for it, stop it,
         // and say whether it finished.
@@ -129,26 +168,21 @@ impl Server {
         //~ state.in_flight.insert(request.id);
         //~ // A task per request: a slow one holds up no other.
         //~ tokio::spawn(handle(self.sink.clone(), request));
-        //~ alt: handles-in-a-map
-        //~ let finished: Vec<u64> = state
-        //~     .handlers
-        //~     .iter()
-        //~     .filter(|(_, handler)| handler.is_finished())
-        //~     .map(|(id, _)| *id)
-        //~     .collect();
-        //~ for id in finished {
-        //~     state.handlers.remove(&id);
-        //~     state.in_flight.remove(&id);
-        //~ }
+        //~ wrong: spawn-without-reaping
         //~ state.in_flight.insert(request.id);
-        //~ let handler = tokio::spawn(handle(self.sink.clone(), request));
+        //~ // The server's JoinSet owns the task: shutdown can wait for it and stop it.
+        //~ state.handlers.spawn(handle(self.sink.clone(), request));
+        //~ alt: done-channel
+        //~ state.reap();
+        //~ state.in_flight.insert(request.id);
+        //~ let (sink, finished) = (self.sink.clone(), state.done.0.clone());
+        //~ let handler = tokio::spawn(async move {
+        //~     let id = handle(sink, request).await;
+        //~     let _ = finished.send(id);
+        //~ });
         //~ state.handlers.insert(request.id, handler);
         //~ alt: cooperative-cancel
-        //~ while let Some(ended) = state.handlers.try_join_next() {
-        //~     if let Ok(Ok(id)) = ended {
-        //~         state.in_flight.remove(&id);
-        //~     }
-        //~ }
+        //~ state.reap();
         //~ state.in_flight.insert(request.id);
         //~ let cancelled = state.cancel.subscribe();
         //~ state
@@ -181,6 +215,13 @@ impl Server {
         //~ };
         //~ wrong: join-twice
         //~ let mut handlers = std::mem::take(&mut lock(&self.state).handlers);
+        //~ alt: done-channel
+        //~ let (mut handlers, mut done) = {
+        //~     let mut state = lock(&self.state);
+        //~     state.accepting = false;
+        //~     state.reap();
+        //~     (std::mem::take(&mut state.handlers), state.done.1.take())
+        //~ };
         //~ alt: cooperative-cancel
         //~ let (mut handlers, cancel) = {
         //~     let mut state = lock(&self.state);
@@ -219,19 +260,17 @@ impl Server {
         //~         lock(&self.state).in_flight.remove(&id);
         //~     }
         //~ }
-        //~ alt: handles-in-a-map
-        //~ // Each handler in turn, under the one deadline; past it, stop the handler and wait
-        //~ // until it has stopped.
-        //~ for (id, mut handler) in handlers {
-        //~     let finished = match timeout_at(deadline, &mut handler).await {
-        //~         Ok(ended) => ended.is_ok(),
-        //~         Err(_) => {
-        //~             handler.abort();
-        //~             handler.await.is_ok()
+        //~ alt: done-channel
+        //~ // Each handler says when it has finished; past the deadline, stop the rest and wait
+        //~ // until each has stopped.
+        //~ while !handlers.is_empty() {
+        //~     let Some(done) = done.as_mut() else { break };
+        //~     match timeout_at(deadline, done.recv()).await {
+        //~         Ok(Some(id)) => {
+        //~             handlers.remove(&id);
+        //~             lock(&self.state).in_flight.remove(&id);
         //~         }
-        //~     };
-        //~     if finished {
-        //~         lock(&self.state).in_flight.remove(&id);
+        //~         _ => break,
         //~     }
         //~ }
         //~ alt: cooperative-cancel
@@ -283,7 +322,14 @@ impl Server {
         //~ wrong: report-before-drain
         //~ handlers.shutdown().await;
         //~ lock(&self.state).in_flight.clear();
-        //~ alt: handles-in-a-map
+        //~ alt: done-channel
+        //~ for (id, handler) in handlers {
+        //~     handler.abort();
+        //~     // One that finished just before its abort still counts as done.
+        //~     if handler.await.is_ok() {
+        //~         lock(&self.state).in_flight.remove(&id);
+        //~     }
+        //~ }
         //~ let unfinished = std::mem::take(&mut lock(&self.state).in_flight);
         //~ alt: cooperative-cancel
         //~ // Tell what still runs to stop, and wait until it has: each one says how it ended.

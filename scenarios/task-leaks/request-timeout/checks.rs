@@ -223,10 +223,10 @@ fn play(history: &History, trace: &Trace, watch: bool) -> Outcome {
                         }
                         Ok(Err(TimedOut)) => {
                             trace
-                                .event("client", EventKind::Reject)
+                                .event("client", EventKind::Note)
                                 .to(me.clone())
                                 .msg(id)
-                                .note("TimedOut")
+                                .note("returned TimedOut")
                                 .record();
                             Ended::TimedOut { at_ms }
                         }
@@ -540,6 +540,15 @@ fn judge(outcome: &Outcome, upto: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Ends a failure message as a sentence: the kit goes on with the shortest history.
+fn sentence(message: String) -> String {
+    if message.ends_with('.') {
+        message
+    } else {
+        message + "."
+    }
+}
+
 fn property(ctx: &mut Ctx, name: &str, upto: usize) {
     prop::for_all(
         ctx,
@@ -547,7 +556,7 @@ fn property(ctx: &mut Ctx, name: &str, upto: usize) {
         CASES,
         histories(),
         |history| history.to_string(),
-        |history, trace| judge(&play(history, trace, upto >= 3), upto),
+        |history, trace| judge(&play(history, trace, upto >= 3), upto).map_err(sentence),
     );
 }
 

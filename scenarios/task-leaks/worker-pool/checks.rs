@@ -210,7 +210,7 @@ fn play(history: &History, trace: &Trace) -> Outcome {
                             Ok(Err(_)) => {
                                 trace.set_time_ms(now_ms());
                                 trace
-                                    .event("pool", EventKind::Reject)
+                                    .event("pool", EventKind::Note)
                                     .to(producer_name(producer))
                                     .msg(job.id)
                                     .note("submit gave the job back")
@@ -519,6 +519,15 @@ fn judge(history: &History, outcome: &Outcome, upto: usize) -> Result<(), String
     Ok(())
 }
 
+/// Ends a failure message as a sentence: the kit goes on with the shortest history.
+fn sentence(message: String) -> String {
+    if message.ends_with('.') {
+        message
+    } else {
+        message + "."
+    }
+}
+
 fn property(ctx: &mut Ctx, name: &str, upto: usize) {
     prop::for_all(
         ctx,
@@ -526,7 +535,7 @@ fn property(ctx: &mut Ctx, name: &str, upto: usize) {
         CASES,
         histories(),
         |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace), upto),
+        |history, trace| judge(history, &play(history, trace), upto).map_err(sentence),
     );
 }
 
