@@ -420,6 +420,12 @@ impl Pool {
         //~     }
         //~ };
         //~ let _ = tokio::time::timeout(Duration::from_millis(2_000), all_ended).await;
+        //~ wrong: sleep-then-return
+        //~ let Pool { jobs, workers, .. } = self;
+        //~ drop(jobs);
+        //~ // Give the workers time to finish the queue; then they end by themselves.
+        //~ tokio::time::sleep(Duration::from_millis(3_000)).await;
+        //~ drop(workers);
         //~ wrong: stop-flag
         //~ let Pool {
         //~     jobs,
