@@ -289,11 +289,12 @@ fn play(history: &History, trace: &Trace, watch: bool) -> Outcome {
                 },
             );
             all_ended.set(true);
+            // Right after the last call ended: let what is ready run, then count.
+            let all_ended_ms = now_ms();
+            let tasks_alive = paused::tasks_alive_after_settling().await;
+            (all_ended_ms, tasks_alive, client.in_flight())
         };
-        tokio::join!(calls_made, monitor);
-        let all_ended_ms = now_ms();
-        let tasks_alive = paused::tasks_alive_after_settling().await;
-        let in_flight = client.in_flight();
+        let ((all_ended_ms, tasks_alive, in_flight), ()) = tokio::join!(calls_made, monitor);
         if tasks_alive > 0 {
             trace
                 .event("runtime", EventKind::Leak)
@@ -472,9 +473,28 @@ fn nothing_left(outcome: &Outcome) -> Result<(), String> {
         ));
     }
     if !outcome.in_flight.is_empty() {
+        let listed: Vec<String> = outcome
+            .in_flight
+            .iter()
+            .map(
+                |id| match outcome.calls.iter().find(|call| call.id == *id) {
+                    Some(call) => format!(
+                        "m{id} (whose call {})",
+                        match call.ended {
+                            Ended::Answered { at_ms, .. } => format!("returned at {at_ms} ms"),
+                            Ended::TimedOut { at_ms } => format!("timed out at {at_ms} ms"),
+                            Ended::GivenUp { at_ms } =>
+                                format!("was given up by its caller at {at_ms} ms"),
+                            Ended::Stuck => "never returned".to_owned(),
+                        }
+                    ),
+                    None => format!("m{id} (which no call asked for)"),
+                },
+            )
+            .collect();
         left.push(format!(
             "client.in_flight() still listed {}",
-            names(&outcome.in_flight)
+            listed.join(", ")
         ));
     }
     Err(format!(
