@@ -221,7 +221,7 @@ impl Client {
         //~ });
         //~ end
         //~ region
-        // The worker ends by itself: by answering, or when it sees the call gone.
+        // Not needed: the call waits on `reply`, not on the task.
         drop(worker);
         //~ alt: no-task-at-all
         //~ wrong: abort-only-on-timeout
