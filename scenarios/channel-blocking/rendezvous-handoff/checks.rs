@@ -64,6 +64,24 @@ impl Story {
         })
     }
 
+    /// What each thread last said, in the order the threads first spoke.
+    fn last_lines(&self) -> Vec<String> {
+        let lines = self.lines();
+        let mut actors: Vec<&str> = Vec::new();
+        for line in lines.iter() {
+            if line.actor != "check" && !actors.contains(&line.actor.as_str()) {
+                actors.push(&line.actor);
+            }
+        }
+        actors
+            .iter()
+            .filter_map(|actor| {
+                let last = lines.iter().rev().find(|line| line.actor == *actor)?;
+                Some(format!("{} {}", called(actor), last.note))
+            })
+            .collect()
+    }
+
     /// What `actor` last said it was doing.
     fn last_of(&self, actor: &str) -> Option<String> {
         self.lines().iter().rev().find(|line| line.actor == actor).map(|line| line.note.clone())
@@ -83,6 +101,16 @@ impl Story {
                 None => event.record(),
             }
         }
+    }
+}
+
+/// A thread as a sentence names it: "the coordinator", but "w1".
+fn called(thread: &str) -> String {
+    let numbered = thread.len() > 1 && thread[1..].chars().all(|c| c.is_ascii_digit());
+    if numbered || thread.starts_with("an unnamed") {
+        thread.to_owned()
+    } else {
+        format!("the {thread}")
     }
 }
 
@@ -154,7 +182,7 @@ fn search_schedules(
             match story.last_of(&thread) {
                 Some(what) => {
                     trace.event(thread.clone(), EventKind::Stall).note(format!("stopped here: {what}")).record();
-                    stopped.push(format!("the {thread} {what}"));
+                    stopped.push(format!("{} {what}", called(&thread)));
                 }
                 None => {
                     trace.event(thread.clone(), EventKind::Stall).note("stopped (it logged nothing)").record();
@@ -173,13 +201,9 @@ fn search_schedules(
         return Err(format!(
             "a schedule ran {} steps without finishing, although every thread that yields let \
              the others run first: some thread keeps trying something that can never succeed \
-             (a poll loop whose partner is not there). Its last line: {}",
+             (a poll loop whose partner is not there). What each thread said last: {}",
             bughunt_kit::explore::STEPS_MAX,
-            story
-                .lines()
-                .last()
-                .map(|line| format!("the {} {}", line.actor, line.note))
-                .unwrap_or_else(|| "none".into())
+            story.last_lines().join("; ")
         ));
     }
     Err(text)
