@@ -87,6 +87,15 @@ impl Story {
         self.lines().iter().rev().find(|line| line.actor == actor).map(|line| line.note.clone())
     }
 
+    /// The threads that said they were done or stopped, in the order they did.
+    fn finished(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter(|line| line.note.starts_with("done") || line.note.starts_with("stops"))
+            .map(|line| line.actor.clone())
+            .collect()
+    }
+
     /// Records the verdict and fails the schedule with `detail`.
     fn fail(&self, msg: Option<u64>, detail: String) -> ! {
         self.line("check", EventKind::Lost, msg, detail.clone());
@@ -190,11 +199,24 @@ fn search_schedules(
                 }
             }
         }
-        let who = if stopped.is_empty() { "every thread is blocked".to_owned() } else { stopped.join("; ") };
-        return Err(format!(
-            "deadlock: every thread still running is blocked, and none of them can wake another: \
-             {who}. Nothing else will ever happen in this run"
-        ));
+        let finished = story.finished();
+        let gone = if finished.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} had already finished)", finished.join(", "))
+        };
+        return Err(match stopped.as_slice() {
+            [] => "deadlock: every thread still running is blocked, and none can wake another".to_owned(),
+            [only] => format!(
+                "deadlock: {only}, and no other thread is left that could ever do its half{gone}. \
+                 Nothing else will ever happen in this run"
+            ),
+            _ => format!(
+                "deadlock: every thread still running is blocked, each waiting for another: {}{gone}. \
+                 Nothing else will ever happen in this run",
+                stopped.join("; ")
+            ),
+        });
     }
     if text.contains("max_steps") {
         trace.event(DISPATCHER, EventKind::Stall).note("no progress").record();
@@ -209,10 +231,30 @@ fn search_schedules(
     Err(text)
 }
 
+/// How many times the dispatcher's thread yields after `run` returns, so that a thread it
+/// left running shows itself by logging.
+const OUTLIVE_YIELDS: usize = 20;
+
 /// Runs `batch` through `run` and checks the answers: exactly one per job, each right.
 fn run_batch(batch: &[Job], story: &Story) {
     let answers = run(batch.to_vec(), &story.log());
+    let returned_at = story.lines().len();
     story.line(DISPATCHER, EventKind::Note, None, format!("run returned {} answers", answers.len()));
+    for _ in 0..OUTLIVE_YIELDS {
+        bughunt_kit::thread::yield_now();
+    }
+    let late = story
+        .lines()
+        .iter()
+        .skip(returned_at + 1)
+        .find(|line| line.actor != DISPATCHER && line.actor != "check")
+        .map(|line| (line.actor.clone(), line.note.clone()));
+    if let Some((actor, note)) = late {
+        story.fail(None, format!(
+            "the {actor} was still running after run returned (it then logged \"{note}\"): run \
+             must join the threads it started before it returns"
+        ));
+    }
     for job in batch {
         let theirs: Vec<&Done> = answers.iter().filter(|done| done.id == job.id).collect();
         match theirs.as_slice() {

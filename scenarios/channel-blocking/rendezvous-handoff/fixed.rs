@@ -204,6 +204,10 @@ pub fn run(batch: Vec<Job>, log: &Log) -> Vec<Done> {
     //~ // The worker stops by itself once it has nothing left to do.
     //~ alt: feeder-thread
     //~ // `jobs` went with the feeder, which dropped it when the batch was out.
+    //~ wrong: detach-worker
+    //~ // No need to wait for the worker: it stops by itself once `jobs` is dropped.
+    //~ // (the JoinHandle is dropped here: the worker is detached)
+    //~ return answers;
     //~ end
     log.line(DISPATCHER, "waits for the worker to finish (join)".into());
     worker.join().expect("the worker panicked");
@@ -235,7 +239,8 @@ fn start_worker(jobs: Receiver<Job>, results: SyncSender<Done>, log: Log) -> Joi
         .spawn(move || loop {
             log.line(WORKER, "waits for a job on `jobs`".into());
             let Ok(job) = jobs.recv() else {
-                return; // `jobs` is closed: the batch is over.
+                log.line(WORKER, "done: `jobs` is closed".into());
+                return;
             };
             let done = Done { id: job.id, checksum: checksum(&job) };
             log.line(WORKER, format!("waits to send job {}'s answer on `results`", job.id));
@@ -253,6 +258,7 @@ fn start_worker(jobs: Receiver<Job>, results: SyncSender<Done>, log: Log) -> Joi
 //~         .spawn(move || loop {
 //~             log.line(WORKER, "waits for a job on `jobs`".into());
 //~             let Ok(job) = jobs.recv() else {
+//~                 log.line(WORKER, "done: `jobs` is closed".into());
 //~                 return;
 //~             };
 //~             let done = Done { id: job.id, checksum: checksum(&job) };
@@ -269,6 +275,7 @@ fn start_worker(jobs: Receiver<Job>, results: SyncSender<Done>, log: Log) -> Joi
 //~         .spawn(move || loop {
 //~             log.line(WORKER, "waits for a job on `jobs`".into());
 //~             let Ok(job) = jobs.recv() else {
+//~                 log.line(WORKER, "done: `jobs` is closed".into());
 //~                 return;
 //~             };
 //~             let done = Done { id: job.id, checksum: checksum(&job) };
@@ -287,6 +294,7 @@ fn start_worker(jobs: Receiver<Job>, results: SyncSender<Done>, log: Log) -> Joi
 //~         .spawn(move || loop {
 //~             log.line(WORKER, "waits for a job on `jobs`".into());
 //~             let Ok(job) = jobs.recv() else {
+//~                 log.line(WORKER, "done: `jobs` is closed".into());
 //~                 return;
 //~             };
 //~             let done = Done { id: job.id, checksum: checksum(&job) };

@@ -10,7 +10,8 @@
 //! each other at the same time.
 //!
 //! `quote_all` promises, for every batch, every pair of capacities and every schedule: it
-//! returns; it returns exactly one quote per request; and the pricer does not outlive it.
+//! returns, without relying on a timer; it returns exactly one quote per request; and the
+//! pricer does not outlive it.
 //!
 //! Before each call that can block, a thread says on the [`Log`] what it is about to wait
 //! for, as a service writes a debug line: when a run hangs, the last line of each thread
@@ -263,7 +264,8 @@ fn start_pricer(requests: Receiver<Request>, replies: SyncSender<Quote>, log: Lo
         .spawn(move || loop {
             log.line(PRICER, "waits for a request on `requests`".into());
             let Ok(first) = requests.recv() else {
-                return; // `requests` is closed: the batch is over.
+                log.line(PRICER, "done: `requests` is closed".into());
+                return;
             };
             let mut lookup = vec![first];
             //~ site: pricer-waits-for-a-full-lookup

@@ -93,7 +93,7 @@ impl Story {
     fn finished(&self) -> Vec<String> {
         self.lines()
             .iter()
-            .filter(|line| line.note == "done" || line.note.starts_with("stops"))
+            .filter(|line| line.note.starts_with("done") || line.note.starts_with("stops"))
             .map(|line| line.actor.clone())
             .collect()
     }
@@ -201,17 +201,24 @@ fn search_schedules(
                 }
             }
         }
-        let who = if stopped.is_empty() { "every thread is blocked".to_owned() } else { stopped.join("; ") };
         let finished = story.finished();
         let gone = if finished.is_empty() {
             String::new()
         } else {
             format!(" ({} had already finished)", finished.join(", "))
         };
-        return Err(format!(
-            "deadlock: every thread still running is blocked, and none of them can wake another: \
-             {who}{gone}. Nothing else will ever happen in this run"
-        ));
+        return Err(match stopped.as_slice() {
+            [] => "deadlock: every thread still running is blocked, and none can wake another".to_owned(),
+            [only] => format!(
+                "deadlock: {only}, and no other thread is left that could ever do its half{gone}. \
+                 Nothing else will ever happen in this run"
+            ),
+            _ => format!(
+                "deadlock: every thread still running is blocked, each waiting for another: {}{gone}. \
+                 Nothing else will ever happen in this run",
+                stopped.join("; ")
+            ),
+        });
     }
     if text.contains("max_steps") {
         trace.event(COORDINATOR, EventKind::Stall).note("no progress").record();
