@@ -118,6 +118,9 @@ pub fn quote_all(batch: Vec<Request>, settings: Settings, log: &Log) -> Vec<Quot
     //~ wrong: window-from-requests-only
     //~ // Both channels are as big as `requests`: fill both, and one in the pricer's hands.
     //~ let window = 2 * settings.requests_capacity + 1;
+    //~ wrong: window-from-replies-only
+    //~ // Room in `replies` for every quote but one, which the pricer holds.
+    //~ let window = settings.replies_capacity + 2;
     //~ alt: one-at-a-time
     //~ // One request at a time: the simplest window that can never deadlock.
     //~ let window = 1;
