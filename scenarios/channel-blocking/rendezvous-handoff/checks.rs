@@ -356,8 +356,9 @@ fn checks() {
             Stage {
                 id: "one-job-hand-off",
                 title: "A batch of one job, or none, comes back under every schedule",
-                mentor: "A batch of at most one job did not come back whole: the story below \
-                         shows what each thread said last. A rendezvous channel \
+                mentor: "A batch of at most one job did not come back as promised (every \
+                         answer once, no thread left running): the story below shows what each \
+                         thread said last. A rendezvous channel \
                          (`sync_channel(0)`) holds nothing, so a send on it waits until \
                          someone is receiving: at the moment of each send, is there a thread \
                          that will receive it? And how does the worker learn that the batch is \

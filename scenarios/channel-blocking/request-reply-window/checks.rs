@@ -392,11 +392,12 @@ fn checks() {
                 id: "small-batches-quoted",
                 title: "A batch that the two channels can hold is quoted whole",
                 mentor: "Even a batch that the two channels can hold together did not come \
-                         back whole: the story below shows what each thread said last. Who is \
-                         waiting for whom, and for what? Does the pricer wait for anything the \
-                         broker will only send once it has its quotes? Is any quote thrown away \
-                         on the way? (A timer is no way out: these checks explore schedules, not \
-                         time, so a `recv_timeout` here never times out.)",
+                         back as promised (every quote once, the pricer joined): the story \
+                         below shows what each thread said last. Who is waiting for whom, and \
+                         for what? Does the pricer wait for anything the broker will only send \
+                         once it has its quotes? Is any quote thrown away on the way? (A timer \
+                         is no way out: these checks explore schedules, not time, so a \
+                         `recv_timeout` here never times out.)",
                 run: small_batches,
             },
             Stage {
