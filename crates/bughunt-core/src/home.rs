@@ -112,8 +112,9 @@ impl Home {
         }
         let members: Vec<String> = members.iter().map(|m| format!("    {m:?},")).collect();
         Ok(format!(
-            "# A bughunt home. Each hunt is a crate in hunts/; bughunt owns this file.\n[workspace]\nresolver = \"2\"\nmembers = [\n{}\n]\n\n[profile.dev]\n# Hunts are small; checks should start fast.\ndebug = \"line-tables-only\"\n",
-            members.join("\n")
+            "# A bughunt home. Each hunt is a crate in hunts/; bughunt owns this file.\n[workspace]\nresolver = \"2\"\nmembers = [\n{}\n]\n\n{}",
+            members.join("\n"),
+            huntcrate::WORKSPACE_PROFILE
         ))
     }
 }

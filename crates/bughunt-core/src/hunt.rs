@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, Checker, SiteToml, Template};
 use crate::home::Home;
 use crate::huntcrate;
-use crate::process::run_bounded;
+use crate::process::{run_phased, OutputLimit, SecondPhase, CARGO_BUILD_FINISHED};
 use crate::select::{self, Challenge, Pick, Reason};
 use crate::state::{now_unix, HuntState, State};
 
@@ -28,6 +28,10 @@ pub const HINT_LEVELS: u8 = 3;
 
 /// The default bound on one check.
 pub const CHECK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+
+/// The bound on building a hunt's checks, before `--timeout` starts counting: a first build
+/// on a busy machine can take minutes, and is no deadlock of the learner's.
+pub const CHECK_BUILD_BOUND: Duration = Duration::from_secs(900);
 
 /// Seeds drawn for a learner are below this, so they stay easy to read and type.
 const SEED_DRAWN_MAX: u64 = 1_000_000;
@@ -413,6 +417,9 @@ pub enum Verdict {
     CompileError,
     /// The checks ran past the bound.
     TimedOut,
+    /// The build of the checks ran past its own bound (a busy machine, a huge file): the
+    /// checks never started.
+    BuildTimedOut,
     /// The checks ran but wrote no report (a crash before the first stage).
     NoReport,
     /// A report came back that this run's checks did not write as they would: other stages,
@@ -539,6 +546,8 @@ pub fn check(
         .env_remove("CARGO_BUILD_RUSTC")
         .env_remove("RUSTC")
         .args(["test", "--quiet", "-p", &package, "--test", "checks"])
+        // cargo says when the build is over, so the bound on the checks counts from there.
+        .arg("--message-format=json-render-diagnostics")
         .arg(if color {
             "--color=always"
         } else {
@@ -552,7 +561,18 @@ pub fn check(
             command.env_remove(name.as_ref());
         }
     }
-    let finished = run_bounded(command, timeout).with_context(|| {
+    let phase = SecondPhase {
+        marker: CARGO_BUILD_FINISHED,
+        bound: timeout,
+    };
+    let finished = run_phased(
+        command,
+        CHECK_BUILD_BOUND,
+        Some(phase),
+        OutputLimit::CHECK,
+        |_| {},
+    )
+    .with_context(|| {
         format!(
             "cannot run {}; is Rust installed (https://rustup.rs)?",
             cargo.display()
@@ -568,7 +588,9 @@ pub fn check(
     let untrusted = report
         .as_ref()
         .and_then(|report| untrusted_report(report, pick.template, &nonce));
-    let verdict = if finished.timed_out() {
+    let verdict = if finished.timed_out() && !finished.in_second_phase {
+        Verdict::BuildTimedOut
+    } else if finished.timed_out() {
         Verdict::TimedOut
     } else if let Some(reason) = untrusted {
         Verdict::Untrusted(reason)

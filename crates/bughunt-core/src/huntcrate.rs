@@ -24,6 +24,18 @@ pub const LOCKFILE: &str = include_str!("../../../Cargo.lock");
 pub const TOKIO_DEPENDENCY: &str =
     r#"tokio = { version = "=1.54.1", features = ["rt", "macros", "sync", "time", "test-util"] }"#;
 
+/// The build profile of every workspace that builds hunt crates (a home, a validation
+/// workspace), so a check costs the same wherever it runs.
+pub const WORKSPACE_PROFILE: &str = r#"[profile.dev]
+# Hunts are small; checks should start fast.
+debug = "line-tables-only"
+
+[profile.dev.package."*"]
+# What the checks run on (the kit, the checkers, proptest and its random generator) is built
+# with optimisations once; the learner's crate stays a quick debug build.
+opt-level = 1
+"#;
+
 /// Writes `contents` to `path` unless it already holds exactly that. True if it wrote.
 pub fn write_if_changed(path: &Path, contents: &[u8]) -> io::Result<bool> {
     if fs_err::read(path).ok().as_deref() == Some(contents) {

@@ -134,6 +134,13 @@ pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
             out.push_str("  Look for a wait with no way out: a lock taken twice, a loop that never breaks, a receive nobody can end.\n");
             return out;
         }
+        Verdict::BuildTimedOut => {
+            out.push_str(&format!(
+                "{BAD}✗ building the checks took over {} s, so they never ran.{BAD:#} The machine may be busy: run `bughunt check` again (the build goes on where it stopped).\n",
+                crate::hunt::CHECK_BUILD_BOUND.as_secs()
+            ));
+            return out;
+        }
         Verdict::NoReport => {
             out.push_str(&checked.cargo_stderr);
             out.push_str(&format!(

@@ -48,6 +48,8 @@ pub struct Finished {
     pub elapsed: Duration,
     /// Bytes of standard output and standard error that were not kept.
     pub dropped_bytes: u64,
+    /// The run reached its second phase (or had only one): for a check, the build was over.
+    pub in_second_phase: bool,
 }
 
 impl Finished {
@@ -224,10 +226,34 @@ pub fn run_bounded(command: Command, bound: Duration) -> std::io::Result<Finishe
 /// [`run_bounded`], calling `on_stdout_line` with each line of standard output as it comes
 /// (to drive a progress bar), keeping `limit` of each pipe.
 pub fn run_bounded_with(
-    mut command: Command,
+    command: Command,
     bound: Duration,
     limit: OutputLimit,
     on_stdout_line: impl FnMut(&str) + Send + 'static,
+) -> std::io::Result<Finished> {
+    run_phased(command, bound, None, limit, on_stdout_line)
+}
+
+/// A run in two phases, each with its own bound: building, then running what was built.
+/// The second phase starts when a line of standard output contains `marker`.
+#[derive(Clone, Copy, Debug)]
+pub struct SecondPhase {
+    pub marker: &'static str,
+    pub bound: Duration,
+}
+
+/// cargo's JSON message that the build is over and the tests start.
+pub const CARGO_BUILD_FINISHED: &str = "\"reason\":\"build-finished\"";
+
+/// Runs `command` with `first` as the bound until `second`'s marker appears on standard
+/// output, then `second`'s bound from that moment: a check whose build is slow on a busy
+/// machine is not mistaken for code that never ends.
+pub fn run_phased(
+    mut command: Command,
+    first: Duration,
+    second: Option<SecondPhase>,
+    limit: OutputLimit,
+    mut on_stdout_line: impl FnMut(&str) + Send + 'static,
 ) -> std::io::Result<Finished> {
     let started = Instant::now();
     command
@@ -247,21 +273,44 @@ pub fn run_bounded_with(
     let mut child = command.spawn()?;
     let session = child.id() as libc::pid_t;
     let guard = SessionGuard::new(session);
-    let stdout = drain(child.stdout.take(), limit, on_stdout_line);
-    let stderr = drain(child.stderr.take(), limit, |_| {});
-    let (done_tx, done_rx) = mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
+    enum Event {
+        Exited(std::io::Result<ExitStatus>),
+        SecondPhase,
+    }
+    let (events_tx, events_rx) = mpsc::sync_channel::<Event>(2);
+    let marker_tx = events_tx.clone();
+    let mut marker = second.map(|phase| phase.marker);
+    let stdout = drain(child.stdout.take(), limit, move |line| {
+        if marker.is_some_and(|m| line.contains(m)) {
+            marker = None;
+            let _ = marker_tx.try_send(Event::SecondPhase);
+        }
+        on_stdout_line(line);
     });
-    let status = match done_rx.recv_timeout(bound) {
-        Ok(waited) => Some(waited?),
-        Err(_) => None,
+    let stderr = drain(child.stderr.take(), limit, |_| {});
+    std::thread::spawn(move || {
+        let _ = events_tx.send(Event::Exited(child.wait()));
+    });
+    let mut deadline = started + first;
+    let mut in_second_phase = second.is_none();
+    let status = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events_rx.recv_timeout(left) {
+            Ok(Event::Exited(waited)) => break Some(waited?),
+            Ok(Event::SecondPhase) => {
+                in_second_phase = true;
+                if let Some(phase) = second {
+                    deadline = Instant::now() + phase.bound;
+                }
+            }
+            Err(_) => break None,
+        }
     };
     // Whatever the child left running in its session (a test binary, a grandchild holding
     // the pipes) ends with it.
     drop(guard);
     if status.is_none() {
-        let _ = done_rx.recv_timeout(REAP_BOUND);
+        let _ = events_rx.recv_timeout(REAP_BOUND);
     }
     let gather = |pipe: mpsc::Receiver<(String, u64)>| {
         pipe.recv_timeout(DRAIN_BOUND).unwrap_or_else(|_| {
@@ -280,6 +329,7 @@ pub fn run_bounded_with(
         stderr,
         elapsed: started.elapsed(),
         dropped_bytes: dropped_out + dropped_err,
+        in_second_phase,
     })
 }
 
@@ -360,6 +410,39 @@ mod tests {
             ready > 0
         };
         assert!(gone, "process {pid} outlived its session");
+    }
+
+    /// A slow first phase has its own bound; the second phase's bound counts from its
+    /// marker, so a long build does not eat the time of the run.
+    #[test]
+    fn each_phase_has_its_own_bound() {
+        let phase = SecondPhase {
+            marker: "built",
+            bound: Duration::from_millis(300),
+        };
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo built; sleep 600"]);
+        let finished = run_phased(
+            command,
+            Duration::from_secs(30),
+            Some(phase),
+            OutputLimit::CHECK,
+            |_| {},
+        )
+        .unwrap();
+        assert!(finished.timed_out() && finished.in_second_phase);
+        assert!(finished.elapsed < Duration::from_secs(10));
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 600; echo built"]);
+        let finished = run_phased(
+            command,
+            Duration::from_millis(300),
+            Some(phase),
+            OutputLimit::CHECK,
+            |_| {},
+        )
+        .unwrap();
+        assert!(finished.timed_out() && !finished.in_second_phase);
     }
 
     /// Output past the limit keeps its head and tail and says how much was dropped.

@@ -200,8 +200,9 @@ fn write_workspace(workspace: &Path, instances: &[Instance]) -> Result<()> {
         .map(|i| format!("    \"crates/{}\",", i.package))
         .collect();
     let manifest = format!(
-        "# Written by `bughunt dev validate`; rewritten on every run.\n[workspace]\nresolver = \"2\"\nmembers = [\n{}\n]\n",
-        members.join("\n")
+        "# Written by `bughunt dev validate`; rewritten on every run.\n[workspace]\nresolver = \"2\"\nmembers = [\n{}\n]\n\n{}",
+        members.join("\n"),
+        huntcrate::WORKSPACE_PROFILE
     );
     huntcrate::write_if_changed(&workspace.join("Cargo.toml"), manifest.as_bytes())?;
     if !workspace.join("Cargo.lock").exists() {
@@ -548,6 +549,7 @@ mod tests {
             stderr: String::new(),
             elapsed: Duration::ZERO,
             dropped_bytes: 0,
+            in_second_phase: true,
         }
     }
 

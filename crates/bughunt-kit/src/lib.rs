@@ -54,5 +54,11 @@ pub mod trace;
 
 pub use sync::thread;
 
+/// tokio-util, for hunts that cancel work the way production code does
+/// (`bughunt_kit::tokio_util::sync::CancellationToken`, `task::TaskTracker`). A hunt crate
+/// depends on the kit and tokio only, so the kit hands it on, at the version it pins.
+#[cfg(feature = "tokio")]
+pub use tokio_util;
+
 #[cfg(all(feature = "shuttle", feature = "loom"))]
 compile_error!("bughunt-kit: enable at most one of the features `shuttle` and `loom`");

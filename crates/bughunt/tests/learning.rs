@@ -203,7 +203,7 @@ fn session_start() {
     assert!(outside.contains("bughunt init"), "{outside}");
     ok(dir.path(), &["init", "home", "--no-build"]);
     let home = dir.path().join("home");
-    ok(&home, &["start", "race-condition"]);
+    ok(&home, &["start", "race-conditions"]);
     ok(&home, &["hint"]);
     let session = ok(&home, &[]);
     assert!(session.contains("Welcome back"), "{session}");
@@ -221,7 +221,7 @@ fn completing_a_category_lists_its_resources() {
     ok(dir.path(), &["init", "home", "--no-build"]);
     let home = dir.path().join("home");
     let catalog = Catalog::embedded().unwrap();
-    let templates = catalog.in_category("race-condition");
+    let templates = catalog.in_category("race-conditions");
     let mut last_page = String::new();
     for template in &templates {
         for site in &template.meta.sites {

@@ -73,8 +73,9 @@ pub fn hint() -> CmdResult {
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// The bound on the whole check (build and tests), in seconds; past it the checks are
-    /// stopped and count as failed (a deadlock, or a task that never exits).
+    /// The bound on running the checks, in seconds, counted once their build is over (the
+    /// build has a bound of its own, 900 s); past it the checks are stopped and count as
+    /// failed (a deadlock, or a task that never exits).
     #[arg(
         long,
         value_name = "SECS",

@@ -237,6 +237,7 @@ impl BughuntServer {
                 }
                 Verdict::CompileError => serde_json::json!({ "verdict": "compile-error" }),
                 Verdict::TimedOut => serde_json::json!({ "verdict": "timed-out" }),
+                Verdict::BuildTimedOut => serde_json::json!({ "verdict": "build-timed-out" }),
                 Verdict::NoReport => serde_json::json!({ "verdict": "no-report" }),
                 Verdict::Untrusted(reason) => {
                     serde_json::json!({ "verdict": "untrusted-report", "reason": reason })
