@@ -313,8 +313,8 @@ fn batch_holds(search: Search) -> impl Fn(&Vec<Job>, &Trace) -> Result<(), Strin
 
 const SMALL_BATCHES: u32 = 6;
 const SMALL_SEARCH: Search = Search::Exhaustive { schedules_max: 2_000 };
-const LARGE_BATCHES: u32 = 12;
-const LARGE_SEARCH: Search = Search::Random { seed: 0x7265_6e64, schedules: 20 };
+const LARGE_BATCHES: u32 = 16;
+const LARGE_SEARCH: Search = Search::Random { seed: 0x7265_6e64, schedules: 32 };
 
 /// A batch of one job, or none, returns its answer under every schedule.
 fn one_job_hand_off(ctx: &mut Ctx) {

@@ -336,10 +336,10 @@ fn workload_holds(search: Search) -> impl Fn(&Workload, &Trace) -> Result<(), St
     }
 }
 
-const SMALL_WORKLOADS: u32 = 5;
-const SMALL_SEARCH: Search = Search::Exhaustive { schedules_max: 80 };
-const LARGE_WORKLOADS: u32 = 10;
-const LARGE_SEARCH: Search = Search::Random { seed: 0x7265_706c, schedules: 12 };
+const SMALL_WORKLOADS: u32 = 8;
+const SMALL_SEARCH: Search = Search::Exhaustive { schedules_max: 500 };
+const LARGE_WORKLOADS: u32 = 16;
+const LARGE_SEARCH: Search = Search::Random { seed: 0x7265_706c, schedules: 32 };
 
 /// No more requests than the two channels hold together, plus one.
 fn within_the_buffers(both: usize) -> std::ops::RangeInclusive<usize> {

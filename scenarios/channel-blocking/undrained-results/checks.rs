@@ -370,10 +370,10 @@ fn workload_holds(search: Search) -> impl Fn(&Workload, &Trace) -> Result<(), St
     }
 }
 
-const SMALL_WORKLOADS: u32 = 6;
-const SMALL_SEARCH: Search = Search::Exhaustive { schedules_max: 120 };
-const LARGE_WORKLOADS: u32 = 10;
-const LARGE_SEARCH: Search = Search::Random { seed: 0x6472_6169, schedules: 16 };
+const SMALL_WORKLOADS: u32 = 8;
+const SMALL_SEARCH: Search = Search::Exhaustive { schedules_max: 500 };
+const LARGE_WORKLOADS: u32 = 16;
+const LARGE_SEARCH: Search = Search::Random { seed: 0x6472_6169, schedules: 32 };
 
 fn within_the_buffer(capacity: usize) -> std::ops::RangeInclusive<usize> {
     0..=capacity

@@ -20,9 +20,9 @@
 //!
 //! Where it comes from: the Go pattern of workers sending results on a channel that the
 //! coordinator reads only after `wg.Wait()` returns, which hangs as soon as the results
-//! outnumber the buffer; Tu et al., "Understanding Real-World Concurrency Bugs in Go"
-//! (ASPLOS 2019) studied many blocking bugs of this family (a channel operation whose
-//! partner is itself waiting for something else).
+//! outnumber the buffer; and the first example of Tu et al., "Understanding Real-World
+//! Concurrency Bugs in Go" (ASPLOS 2019), Kubernetes' finishRequest: a goroutine blocked
+//! forever sending its result on a channel its parent had stopped reading.
 
 //~ region
 use bughunt_kit::sync::mpsc::{sync_channel, Receiver, SyncSender};
