@@ -1,0 +1,473 @@
+//! Checks for `undrained-results`: `run_pool` returns, with one answer per job or an error
+//! naming an empty file, and joins every worker, for every batch, pool and schedule.
+//!
+//! Each stage is a property over generated workloads: one to three workers, a `results`
+//! capacity of 1, 3, 5 or 6 (none a power of two but 1), batches whose job counts straddle the
+//! capacity, ids past 100, sizes that repeat, and in the last stage one or two empty files
+//! anywhere in the batch. Each workload runs under shuttle: the first stage's under every
+//! schedule up to a budget (a depth-first search), the others' under random schedules from a
+//! fixed seed. shuttle fails a schedule in which every thread is blocked (a deadlock) and one
+//! that runs longer than its step bound (a thread spinning for something that never comes).
+//! The program's `Log` says, before each call that can block, what the thread waits for; the
+//! story of the failing schedule is drawn from those lines, and a deadlock is told as where
+//! each blocked thread stopped, in the program's own words. Never a wall-clock timeout.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex as StdMutex;
+
+use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::explore::{explore, Explored, Search};
+use bughunt_kit::prop;
+use bughunt_kit::prop::proptest::{self, prelude::*};
+use bughunt_kit::trace::{EventKind, Trace};
+use hunt::*;
+
+/// One line of the story of the schedule being explored.
+struct Line {
+    actor: String,
+    kind: EventKind,
+    msg: Option<u64>,
+    note: String,
+}
+
+/// The story of the schedule being explored, in the order things happened. A std mutex, not
+/// the checker's: recording must add no thread switches of its own, and it is never held
+/// across one.
+#[derive(Clone, Default)]
+struct Story {
+    lines: std::sync::Arc<StdMutex<Vec<Line>>>,
+}
+
+impl Story {
+    fn lines(&self) -> std::sync::MutexGuard<'_, Vec<Line>> {
+        self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn restart(&self) {
+        self.lines().clear();
+    }
+
+    fn line(&self, actor: &str, kind: EventKind, msg: Option<u64>, note: impl Into<String>) {
+        self.lines().push(Line { actor: actor.to_owned(), kind, msg, note: note.into() });
+    }
+
+    /// The program's log, written into this story.
+    fn log(&self) -> Log {
+        let story = self.clone();
+        Log::new(move |thread, what| {
+            let kind = if what.contains("waits to send") || what.contains("waits to hand") {
+                EventKind::Send
+            } else if what.contains("waits for a") {
+                EventKind::Deliver
+            } else {
+                EventKind::Note
+            };
+            story.line(thread, kind, job_in(&what), what);
+        })
+    }
+
+    /// What each thread last said, in the order the threads first spoke.
+    fn last_lines(&self) -> Vec<String> {
+        let lines = self.lines();
+        let mut actors: Vec<&str> = Vec::new();
+        for line in lines.iter() {
+            if line.actor != "check" && !actors.contains(&line.actor.as_str()) {
+                actors.push(&line.actor);
+            }
+        }
+        actors
+            .iter()
+            .filter_map(|actor| {
+                let last = lines.iter().rev().find(|line| line.actor == *actor)?;
+                Some(format!("{} {}", called(actor), last.note))
+            })
+            .collect()
+    }
+
+    /// What `actor` last said it was doing.
+    fn last_of(&self, actor: &str) -> Option<String> {
+        self.lines().iter().rev().find(|line| line.actor == actor).map(|line| line.note.clone())
+    }
+
+    /// The workers that said they were done or stopped, in the order they did.
+    fn finished(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter(|line| line.note.starts_with("done") || line.note.starts_with("stops"))
+            .map(|line| line.actor.clone())
+            .collect()
+    }
+
+    /// Records the verdict and fails the schedule with `detail`.
+    fn fail(&self, msg: Option<u64>, detail: String) -> ! {
+        self.line("check", EventKind::Lost, msg, detail.clone());
+        panic!("{detail}");
+    }
+
+    fn draw_into(&self, trace: &Trace) {
+        for line in self.lines().iter() {
+            let event = trace.event(line.actor.clone(), line.kind).note(line.note.clone());
+            match line.msg {
+                Some(msg) => event.msg(msg).record(),
+                None => event.record(),
+            }
+        }
+    }
+}
+
+/// A thread as a sentence names it: "the coordinator", but "w1".
+fn called(thread: &str) -> String {
+    let numbered = thread.len() > 1 && thread[1..].chars().all(|c| c.is_ascii_digit());
+    if numbered || thread.starts_with("an unnamed") {
+        thread.to_owned()
+    } else {
+        format!("the {thread}")
+    }
+}
+
+/// The job a log line is about: the number after "job ".
+fn job_in(what: &str) -> Option<u64> {
+    let rest = &what[what.find("job ")? + 4..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        String::new()
+    }
+}
+
+/// The threads shuttle names in "deadlock! blocked tasks: [a (task 0), b (task 1, detached)]".
+fn blocked_threads(text: &str) -> Vec<String> {
+    let Some(start) = text.find("blocked tasks: [") else {
+        return Vec::new();
+    };
+    let list = &text[start + "blocked tasks: [".len()..];
+    let list = &list[..list.rfind(']').unwrap_or(list.len())];
+    list.split("), ")
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let name = item.split(" (task").next().unwrap_or(item).trim();
+            let task = item.split("(task ").nth(1).unwrap_or("").trim_end_matches(')');
+            match name {
+                "main-thread" => COORDINATOR.to_owned(),
+                "<unknown>" => format!("an unnamed thread (task {task})"),
+                name => name.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Runs `test` under the schedules of `search`. On a failure, draws the failing schedule into
+/// `trace` and returns what went wrong, in words.
+fn search_schedules(
+    search: Search,
+    trace: &Trace,
+    test: impl Fn(&Story) + Send + Sync + 'static,
+) -> Result<Explored, String> {
+    let story = Story::default();
+    let explored = story.clone();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        explore(search, move || {
+            explored.restart();
+            test(&explored);
+        })
+    }));
+    // A replay string cannot replay a generated batch: the batch, the search and its seed
+    // can, and the check repeats them on every run.
+    bughunt_kit::explore::take_replay();
+    let payload = match outcome {
+        Ok(explored) => return Ok(explored),
+        Err(payload) => payload,
+    };
+    story.draw_into(trace);
+    let text = panic_text(payload.as_ref());
+    if text.contains("deadlock") {
+        let mut stopped = Vec::new();
+        for thread in blocked_threads(&text) {
+            match story.last_of(&thread) {
+                Some(what) => {
+                    trace.event(thread.clone(), EventKind::Stall).note(format!("stopped here: {what}")).record();
+                    stopped.push(format!("{} {what}", called(&thread)));
+                }
+                None => {
+                    trace.event(thread.clone(), EventKind::Stall).note("stopped (it logged nothing)").record();
+                    stopped.push(format!("{thread} is blocked (it logged nothing)"));
+                }
+            }
+        }
+        let finished = story.finished();
+        let gone = if finished.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} had already finished)", finished.join(", "))
+        };
+        return Err(match stopped.as_slice() {
+            [] => "deadlock: every thread still running is blocked, and none can wake another".to_owned(),
+            [only] => format!(
+                "deadlock: {only}, and no other thread is left that could ever do its half{gone}. \
+                 Nothing else will ever happen in this run"
+            ),
+            _ => format!(
+                "deadlock: every thread still running is blocked, each waiting for another: {}{gone}. \
+                 Nothing else will ever happen in this run",
+                stopped.join("; ")
+            ),
+        });
+    }
+    if text.contains("max_steps") {
+        trace.event(COORDINATOR, EventKind::Stall).note("no progress").record();
+        return Err(format!(
+            "a schedule ran {} steps without finishing, although every thread that yields let \
+             the others run first: some thread keeps trying something that can never succeed \
+             (a poll loop whose partner is not there). What each thread said last: {}",
+            bughunt_kit::explore::STEPS_MAX,
+            story.last_lines().join("; ")
+        ));
+    }
+    Err(text)
+}
+
+
+/// A pool and the batch it runs.
+#[derive(Clone, Debug)]
+struct Workload {
+    settings: Settings,
+    batch: Vec<Job>,
+}
+
+/// How many times the coordinator's thread yields after `run_pool` returns, so that a worker
+/// it left running shows itself by logging.
+const OUTLIVE_YIELDS: usize = 20;
+
+fn run_workload(workload: &Workload, story: &Story) {
+    let outcome = run_pool(workload.batch.clone(), workload.settings, &story.log());
+    let returned_at = story.lines().len();
+    story.line(COORDINATOR, EventKind::Note, None, match &outcome {
+        Ok(answers) => format!("run_pool returned Ok with {} answers", answers.len()),
+        Err(JobError::EmptyFile { id }) => format!("run_pool returned EmptyFile for job {id}"),
+    });
+    for _ in 0..OUTLIVE_YIELDS {
+        bughunt_kit::thread::yield_now();
+    }
+    let late = story
+        .lines()
+        .iter()
+        .skip(returned_at + 1)
+        .find(|line| line.actor != COORDINATOR && line.actor != "check")
+        .map(|line| (line.actor.clone(), line.note.clone()));
+    if let Some((actor, note)) = late {
+        story.fail(None, format!(
+            "{actor} was still running after run_pool returned (it then logged \"{note}\"): \
+             run_pool must join every worker it started before it returns"
+        ));
+    }
+    let empty: Vec<u64> = workload.batch.iter().filter(|job| job.size_bytes == 0).map(|job| job.id).collect();
+    match outcome {
+        Ok(answers) if !empty.is_empty() => story.fail(Some(empty[0]), format!(
+            "job {} is an empty file, and run_pool returned Ok with {} answers: the failure was \
+             not reported",
+            empty[0],
+            answers.len()
+        )),
+        Ok(answers) => check_answers(&workload.batch, &answers, story),
+        Err(JobError::EmptyFile { id }) if empty.contains(&id) => {}
+        Err(JobError::EmptyFile { id }) => story.fail(Some(id), format!(
+            "run_pool returned EmptyFile for job {id}, which is not an empty file of the batch"
+        )),
+    }
+}
+
+/// Exactly one answer per job, each right.
+fn check_answers(batch: &[Job], answers: &[Done], story: &Story) {
+    for job in batch {
+        let theirs: Vec<&Done> = answers.iter().filter(|done| done.id == job.id).collect();
+        let want = checksum(job).map(|done| done.checksum).unwrap_or_default();
+        match theirs.as_slice() {
+            [] => story.fail(Some(job.id), format!(
+                "run_pool returned {} answers for a batch of {} jobs, and none for job {}: its \
+                 answer was lost",
+                answers.len(),
+                batch.len(),
+                job.id
+            )),
+            [done] if done.checksum != want => story.fail(Some(job.id), format!(
+                "job {}'s answer says checksum {}, and its checksum is {want}",
+                job.id, done.checksum
+            )),
+            [_] => {}
+            many => story.fail(Some(job.id), format!("job {}'s answer came back {} times", job.id, many.len())),
+        }
+    }
+    if let Some(stray) = answers.iter().find(|done| batch.iter().all(|job| job.id != done.id)) {
+        story.fail(Some(stray.id), format!("run_pool returned an answer for job {}, which was not in the batch", stray.id));
+    }
+}
+
+/// Workloads whose batch size is drawn from `size(capacity)` and with `empty_files` jobs of
+/// size 0 placed anywhere.
+fn workloads(
+    size: fn(usize) -> std::ops::RangeInclusive<usize>,
+    empty_files: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = Workload> {
+    (proptest::sample::select(vec![1usize, 3, 5, 6]), 1usize..=3, 100u64..400, 1u64..4)
+        .prop_flat_map(move |(capacity, workers, first, gap)| {
+            (
+                Just(Settings { workers, results_capacity: capacity }),
+                Just((first, gap)),
+                proptest::collection::vec(1usize..4, size(capacity)),
+                proptest::collection::vec(any::<proptest::sample::Index>(), empty_files.clone()),
+            )
+        })
+        .prop_map(|(settings, (first, gap), sizes, empties)| {
+            let mut batch: Vec<Job> = sizes
+                .into_iter()
+                .enumerate()
+                .map(|(i, size)| Job { id: first + gap * i as u64, size_bytes: [0, 512, 4_096, 65_537][size] })
+                .collect();
+            for index in empties {
+                if !batch.is_empty() {
+                    let at = index.index(batch.len());
+                    batch[at].size_bytes = 0;
+                }
+            }
+            Workload { settings, batch }
+        })
+}
+
+fn tell(workload: &Workload) -> String {
+    let Settings { workers, results_capacity } = workload.settings;
+    let pool = format!(
+        "{workers} worker{}, `results` holds {results_capacity} answer{}",
+        if workers == 1 { "" } else { "s" },
+        if results_capacity == 1 { "" } else { "s" }
+    );
+    if workload.batch.is_empty() {
+        return format!("{pool}; an empty batch");
+    }
+    let jobs: Vec<String> = workload
+        .batch
+        .iter()
+        .map(|job| match job.size_bytes {
+            0 => format!("job {} (an empty file)", job.id),
+            size => format!("job {} ({size} bytes)", job.id),
+        })
+        .collect();
+    format!("{pool}; a batch of {} jobs: {}", workload.batch.len(), jobs.join(", "))
+}
+
+fn workload_holds(search: Search) -> impl Fn(&Workload, &Trace) -> Result<(), String> {
+    move |workload, trace| {
+        let run = workload.clone();
+        search_schedules(search, trace, move |story| run_workload(&run, story))
+            .map(|_| ())
+            .map_err(|detail| format!("{detail} (found by {})", search.describe()))
+    }
+}
+
+const SMALL_WORKLOADS: u32 = 8;
+const SMALL_SEARCH: Search = Search::Exhaustive { schedules_max: 500 };
+const LARGE_WORKLOADS: u32 = 16;
+const LARGE_SEARCH: Search = Search::Random { seed: 0x6472_6169, schedules: 32 };
+
+fn within_the_buffer(capacity: usize) -> std::ops::RangeInclusive<usize> {
+    0..=capacity
+}
+
+fn beyond_the_buffer(capacity: usize) -> std::ops::RangeInclusive<usize> {
+    capacity + 1..=capacity + 10
+}
+
+/// Batches whose answers all fit in `results` come back whole.
+fn batch_within_the_buffer(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "a batch that fits in the buffer comes back whole",
+        SMALL_WORKLOADS,
+        workloads(within_the_buffer, 0..=0),
+        tell,
+        workload_holds(SMALL_SEARCH),
+    );
+    ctx.replay(format!(
+        "{SMALL_WORKLOADS} generated workloads (up to as many jobs as `results` holds), each under {}",
+        SMALL_SEARCH.describe()
+    ));
+}
+
+/// Batches with more answers than `results` holds come back whole.
+fn batch_larger_than_the_buffer(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "a batch larger than the buffer comes back whole",
+        LARGE_WORKLOADS,
+        workloads(beyond_the_buffer, 0..=0),
+        tell,
+        workload_holds(LARGE_SEARCH),
+    );
+    ctx.replay(format!(
+        "{LARGE_WORKLOADS} generated workloads (more jobs than `results` holds), each under {}",
+        LARGE_SEARCH.describe()
+    ));
+}
+
+/// A batch with an empty file ends in an error naming one, without hanging, every worker joined.
+fn failed_job_is_reported(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "an empty file ends the batch with an error",
+        LARGE_WORKLOADS,
+        workloads(beyond_the_buffer, 1..=2),
+        tell,
+        workload_holds(LARGE_SEARCH),
+    );
+    ctx.replay(format!(
+        "{LARGE_WORKLOADS} generated workloads with one or two empty files, each under {}",
+        LARGE_SEARCH.describe()
+    ));
+}
+
+#[test]
+fn checks() {
+    run_stages(
+        "undrained-results",
+        &[
+            Stage {
+                id: "batch-within-the-buffer",
+                title: "A batch whose answers fit in `results` comes back whole",
+                mentor: "Even a batch whose answers all fit in `results` did not come back \
+                         whole: the story below shows what each thread said last. The \
+                         coordinator reads `results` until `recv` says the channel is closed: \
+                         when does that happen, and which senders of `results` are still alive \
+                         once the last worker is done?",
+                run: batch_within_the_buffer,
+            },
+            Stage {
+                id: "batch-larger-than-the-buffer",
+                title: "A batch with more answers than `results` holds comes back whole",
+                mentor: "Better: a batch that fits in the buffer comes back. One with more \
+                         answers than `results` holds did not (the story below is the smallest \
+                         I found). A worker that finds `results` full waits for room: who is \
+                         taking answers out at that moment, and what is that thread waiting \
+                         for? A bigger buffer only moves the hang to a bigger batch, and an \
+                         answer dropped because the buffer was full is an answer lost.",
+                run: batch_larger_than_the_buffer,
+            },
+            Stage {
+                id: "failed-job-is-reported",
+                title: "An empty file ends the batch with an error, without hanging, every worker joined",
+                mentor: "Nearly there: batches of good files come back whole. A batch with an \
+                         empty file did not end as promised (an error naming an empty file, \
+                         returned without hanging, every worker joined): the story below is the \
+                         smallest I found. Once the coordinator stops reading, what happens to \
+                         a worker waiting for room on `results`? What does its `send` return \
+                         when nobody can ever receive again, and when does that become true?",
+                run: failed_job_is_reported,
+            },
+        ],
+    );
+}
