@@ -183,9 +183,26 @@ where
     progress.explored.clone()
 }
 
-/// Shuttle's panic text, first line only ("deadlock! blocked tasks: [...]").
+/// Shuttle's panic text, first line only, with a deadlock told in words: "deadlock! blocked
+/// tasks: [main-thread (task main-thread(0)), task 1 (task 1)]" becomes "deadlock: every
+/// thread is blocked (main-thread, task 1), and none of them can wake another".
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).trim().to_owned()
+    let line = text.lines().next().unwrap_or(text).trim();
+    let Some(tasks) = line
+        .strip_prefix("deadlock! blocked tasks: [")
+        .and_then(|rest| rest.strip_suffix(']'))
+    else {
+        return line.to_owned();
+    };
+    let names: Vec<&str> = tasks
+        .split("), ")
+        .map(|task| task.split(" (").next().unwrap_or(task).trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    format!(
+        "deadlock: every thread is blocked ({}), and none of them can wake another",
+        names.join(", ")
+    )
 }
 
 /// Runs `work` with panics unreported and standard error sent nowhere: shuttle reports a
@@ -285,7 +302,10 @@ mod tests {
             Ok(())
         });
         let first = explored.first_failure.expect("a deadlock");
-        assert!(first.message.contains("deadlock"), "{}", first.message);
+        assert_eq!(
+            first.message,
+            "deadlock: every thread is blocked (main-thread), and none of them can wake another"
+        );
         assert_eq!(first.events.len(), 1);
     }
 }
