@@ -1,5 +1,6 @@
 //! Compiles every scenario's demo into bughunt, twice: once against its broken form (the
-//! first bug site's) and once against its fixed form. The list comes from the folders, so
+//! first bug site's) and once against its fixed form; for a shuttle template, copies of the
+//! forms that take their primitives from shuttle (see `src/schedules.rs`). The list comes from the folders, so
 //! adding a scenario with a `demo.rs` needs no edit here.
 
 use std::fmt::Write as _;
@@ -36,9 +37,33 @@ fn main() {
             let Some(first_site) = marked.sites().into_iter().next() else {
                 continue;
             };
+            // A shuttle template's forms take their primitives from the kit's facade, which is
+            // std's in this binary: its demo runs copies that take shuttle's instead
+            // (`crate::schedules`), so the demo explores their schedules.
+            let scenario_toml =
+                std::fs::read_to_string(folder.join("scenario.toml")).unwrap_or_default();
+            let schedule_explored = scenario_toml
+                .lines()
+                .any(|line| line.split('#').next().unwrap_or("").trim() == "checker = \"shuttle\"");
+            let form = |source: String| {
+                if schedule_explored {
+                    source
+                        .replace("bughunt_kit::sync", "crate::schedules::sync")
+                        .replace("bughunt_kit::thread", "crate::schedules::thread")
+                } else {
+                    source
+                }
+            };
             let broken = out_dir.join(format!("{module}_broken.rs"));
-            std::fs::write(&broken, marked.render(Some(&first_site)))
+            std::fs::write(&broken, form(marked.render(Some(&first_site))))
                 .expect("write a demo's broken form");
+            let fixed = if schedule_explored {
+                let copy = out_dir.join(format!("{module}_fixed.rs"));
+                std::fs::write(&copy, form(source.clone())).expect("write a demo's fixed form");
+                copy
+            } else {
+                fixed
+            };
             let demo = demo.canonicalize().expect("demo.rs");
             writeln!(
                 code,

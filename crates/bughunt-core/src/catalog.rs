@@ -100,16 +100,12 @@ pub struct Resource {
 }
 
 /// A plausible wrong fix, kept to prove a stage catches it: a `//~ wrong: NAME` variant of
-/// fixed.rs (or, in older templates, a whole file `wrong/<name>.rs`).
+/// fixed.rs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrongFix {
     /// The variant's name in fixed.rs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// A whole-file wrong fix, `wrong/<name>.rs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub name: String,
     pub fails_at: String,
     pub why: String,
     /// The kind of mistake, when it is one of the classes every template must answer:
@@ -117,20 +113,6 @@ pub struct WrongFix {
     /// `leak-or-unbounded-wait`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
-}
-
-impl WrongFix {
-    /// Its name: the variant's, or the file's stem.
-    pub fn label(&self) -> String {
-        match (&self.name, &self.file) {
-            (Some(name), _) => name.clone(),
-            (None, Some(file)) => file
-                .trim_start_matches("wrong/")
-                .trim_end_matches(".rs")
-                .to_owned(),
-            (None, None) => String::new(),
-        }
-    }
 }
 
 /// A correct fix unlike the reference (a `//~ alt: NAME` variant of fixed.rs): it must pass
@@ -305,8 +287,6 @@ pub struct Template {
     pub marked: crate::sites::Marked,
     pub checks_rs: &'static str,
     pub demo_rs: Option<&'static str>,
-    /// (file as listed, source) for each wrong fix.
-    pub wrong_rs: Vec<(String, &'static str)>,
 }
 
 impl Template {
@@ -875,7 +855,6 @@ fn load_template(
             ));
         }
     }
-    let mut wrong_rs = Vec::new();
     let variants = marked.variants();
     for wrong in &meta.wrong_fixes {
         if !stage_named(&wrong.fails_at) {
@@ -884,39 +863,19 @@ fn load_template(
                 format!("stage `{}` is not an id in checks.rs", wrong.fails_at),
             ));
         }
-        match (&wrong.name, &wrong.file) {
-            (Some(name), None) => {
-                if !variants.contains(&(VariantKind::Wrong, name.clone())) {
-                    return Err(field(
-                        "wrong_fixes.name",
-                        format!("`{name}` is no `//~ wrong: {name}` variant in fixed.rs"),
-                    ));
-                }
-            }
-            (None, Some(file)) => {
-                if !file.starts_with("wrong/") || !file.ends_with(".rs") {
-                    return Err(field(
-                        "wrong_fixes.file",
-                        format!("`{file}` must be wrong/<name>.rs"),
-                    ));
-                }
-                let source = required(file)?;
-                wrong_rs.push((file.clone(), source));
-            }
-            _ => {
-                return Err(field(
-                    "wrong_fixes",
-                    "each wrong fix needs exactly one of `name` (a `//~ wrong:` variant of fixed.rs) and `file`".to_owned(),
-                ))
-            }
+        if !variants.contains(&(VariantKind::Wrong, wrong.name.clone())) {
+            return Err(field(
+                "wrong_fixes.name",
+                format!(
+                    "`{}` is no `//~ wrong: {}` variant in fixed.rs",
+                    wrong.name, wrong.name
+                ),
+            ));
         }
     }
     for (kind, name) in &variants {
         let listed = match kind {
-            VariantKind::Wrong => meta
-                .wrong_fixes
-                .iter()
-                .any(|w| w.name.as_deref() == Some(name.as_str())),
+            VariantKind::Wrong => meta.wrong_fixes.iter().any(|w| &w.name == name),
             VariantKind::Alt => meta.alternatives.iter().any(|a| &a.name == name),
         };
         if !listed {
@@ -941,24 +900,11 @@ fn load_template(
             ));
         }
     }
-    if let Some(wrong_dir) = dir.get_dir(dir.path().join("wrong")) {
-        for file in wrong_dir.files() {
-            let listed = file
-                .path()
-                .strip_prefix(dir.path())
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned());
-            if !meta
-                .wrong_fixes
-                .iter()
-                .any(|w| w.file.is_some() && w.file == listed)
-            {
-                return Err(error(
-                    &shown(root, file.path()),
-                    "is not listed under [[wrong_fixes]]",
-                ));
-            }
-        }
+    if dir.get_dir(dir.path().join("wrong")).is_some() {
+        return Err(error(
+            &format!("{folder}/wrong"),
+            "wrong fixes are `//~ wrong: NAME` variants of fixed.rs (listed under [[wrong_fixes]] with `name`); move each file's changed lines into a variant",
+        ));
     }
     Ok(Template {
         meta,
@@ -968,6 +914,5 @@ fn load_template(
         marked,
         checks_rs,
         demo_rs,
-        wrong_rs,
     })
 }

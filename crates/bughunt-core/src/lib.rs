@@ -14,6 +14,7 @@ pub mod huntcrate;
 pub mod memory;
 pub mod pages;
 pub mod process;
+pub mod schedules;
 pub mod select;
 pub mod sites;
 pub mod state;

@@ -44,8 +44,7 @@ pub enum Expect {
 #[derive(Clone, Debug)]
 pub struct Instance {
     pub template: String,
-    /// `fixed`, `broken: <site>`, `wrong: <name>`, `alt: <name>`, or an old wrong fix's file
-    /// (`wrong/name.rs`).
+    /// `fixed`, `broken: <site>`, `wrong: <name>` or `alt: <name>`.
     pub form: String,
     /// The seed its names and constants come from (0: as written).
     pub seed: u64,
@@ -147,20 +146,12 @@ pub fn instances(templates: &[&Template], seeds: u64) -> Vec<Instance> {
                 Expect::Passes,
             ));
         }
-        let mut files = template.wrong_rs.iter();
         for wrong in &meta.wrong_fixes {
-            let (form, lib_rs) = match &wrong.name {
-                Some(name) => (format!("wrong: {name}"), template.variant_rs(name, 0)),
-                None => match files.next() {
-                    Some((file, source)) => (file.clone(), (*source).to_owned()),
-                    None => continue,
-                },
-            };
             all.push(make(
-                form,
-                format!("wrong-{}", wrong.label().replace('_', "-")),
+                format!("wrong: {}", wrong.name),
+                format!("wrong-{}", wrong.name),
                 0,
-                lib_rs,
+                template.variant_rs(&wrong.name, 0),
                 Expect::FailsAt(wrong.fails_at.clone()),
             ));
         }

@@ -29,12 +29,32 @@ fn the_embedded_catalog_is_well_formed() {
         );
     }
     for template in &catalog.templates {
+        let meta = &template.meta;
         assert!(
-            !template.meta.wrong_fixes.is_empty(),
-            "{}: every template proves its later stages with a wrong fix",
+            meta.wrong_fixes.len() >= 5 && meta.alternatives.len() >= 3,
+            "{}: every template proves its checks fair with five wrong fixes and three correct alternatives (has {} and {})",
+            template.folder,
+            meta.wrong_fixes.len(),
+            meta.alternatives.len()
+        );
+        assert!(
+            meta.sites.len() >= 2,
+            "{}: every template breaks in more than one place",
             template.folder
         );
     }
+}
+
+/// A `wrong/` folder of whole-file wrong fixes is refused, with the way to move them into
+/// fixed.rs: whole-file copies drift from the program they copy.
+#[test]
+fn whole_file_wrong_fixes_are_refused() {
+    let message = load_error("wrong-folder");
+    assert!(
+        message.starts_with("scenarios/cat-a/tpl-a/wrong"),
+        "{message}"
+    );
+    assert!(message.contains("`//~ wrong: NAME` variants"), "{message}");
 }
 
 static FIXTURES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/fixtures");

@@ -27,6 +27,8 @@ pub enum Invariant {
     ShutdownWithinBound,
     /// No task outlives shutdown.
     NoLeakedTask,
+    /// The program keeps its promise under every thread schedule explored.
+    EverySchedule,
 }
 
 /// One broken promise.

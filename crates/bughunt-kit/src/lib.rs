@@ -10,7 +10,8 @@
 //! - [`clock`]: a simulated clock. Visibility timeouts, retries and backoff move only when a
 //!   check advances it, so "just before the timeout" is an exact instant.
 //! - [`disk`]: a simulated disk that keeps written-but-unsynced bytes apart from synced
-//!   ones, so a power cut loses exactly what a real one may lose, torn tail record included.
+//!   ones, so a power cut loses exactly what a real one may lose: a clean prefix, or, sector
+//!   by sector and chosen by seed, bytes as written, stale, zeroed or garbage.
 //! - [`sync`] and [`thread`]: `std` by default, shuttle or loom types under the cargo
 //!   feature of the same name, so one program can be run normally or explored schedule by
 //!   schedule ([`explore`]).
@@ -27,7 +28,8 @@
 //! print [`trace::Trace::events`]. Schedule-explored stages fail on the same schedule every run.
 //!
 //! ## Limits
-//! The simulated disk models append-only files and one directory; shuttle explores
+//! The simulated disk models files that grow by appending and shrink by truncating, in one
+//! directory, and keeps synced bytes intact in a torn sector (sector atomicity); shuttle explores
 //! sequentially consistent schedules only (memory-ordering bugs need loom); loom explores
 //! with a preemption bound of 2, which finds the bugs in this catalog but is not a proof.
 

@@ -1,269 +1,399 @@
-//! Checks for consumer-starvation/bounded-queue: while the consumer is stalled the queue
-//! holds no more than its capacity, the producer hears about every job it did not take
-//! (and gets that job back), and every job it did take reaches the consumer, in order.
+//! Checks for consumer-starvation/bounded-queue, as properties over generated histories:
+//! queues of capacities that are mostly not powers of two, several producers offering jobs
+//! one at a time and in bursts, several consumers taking them one at a time, in small
+//! batches, slowly, or stalling while a producer bursts.
+//!
+//! The queue's semantics are fully specified (see the promises in its doc comment), so the
+//! last stage compares every answer with a model: a `VecDeque` of job ids and the capacity.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
-use bughunt_kit::invariant;
-use bughunt_kit::trace::EventKind;
+use bughunt_kit::prop::{self, proptest::prelude::*};
+use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
-/// The most jobs a check drains from a queue: far more than any check offers, so a queue
-/// that keeps answering `Some` cannot hang the check.
+/// Capacities a history may use: mostly not powers of two, so a bound that rounds or that
+/// wastes a slot shows.
+const CAPACITIES: [usize; 10] = [1, 2, 3, 5, 6, 7, 9, 10, 12, 13];
+/// The first job's id: past 100, so no id doubles as a small index by luck.
+const FIRST_ID: u64 = 101;
+/// The most operations in one history.
+const OPS_MAX: usize = 24;
+/// The most jobs in one burst.
+const BURST_MAX: u8 = 20;
+/// The most jobs a check drains at the end: far more than any queue here can hold, so a
+/// queue that keeps answering `Some` cannot hang the check.
 const DRAIN_MAX: usize = 1_000;
-/// What the queue is made for while its consumer is stalled and far more jobs are offered.
-const STALLED_CAPACITY: usize = 8;
-/// Jobs offered to that queue, many times its capacity.
-const STALLED_OFFERED: u64 = 100;
-/// What the queue is made for in the stages that count every job, one by one.
-const CAPACITY: usize = 4;
-/// Jobs offered to that queue while its consumer is stalled: more than fit.
-const OFFERED: u64 = 10;
 
-/// Offers job `id` and records what happened: a send, then a reject if the job came back.
-fn offer(ctx: &Ctx, queue: &mut Queue, id: u64) -> Result<(), Full> {
-    ctx.trace
-        .event("producer", EventKind::Send)
-        .to("queue")
-        .msg(id)
-        .record();
-    let outcome = queue.try_send(Job { id });
-    match &outcome {
-        Ok(()) => ctx
-            .trace
-            .event("queue", EventKind::Note)
-            .msg(id)
-            .note(format!("accepted, depth {}", queue.depth()))
-            .record(),
-        Err(Full(job)) => ctx
-            .trace
-            .event("queue", EventKind::Reject)
-            .to("producer")
-            .msg(job.id)
-            .note("full: the job goes back to the producer")
-            .record(),
-    }
-    outcome
+/// One step of a history.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Producer `producer` offers one job.
+    Offer { producer: u8 },
+    /// Producer `producer` offers `jobs` jobs, one after another.
+    Burst { producer: u8, jobs: u8 },
+    /// Consumer `consumer` takes one job.
+    Take { consumer: u8 },
+    /// Consumer `consumer` takes up to `jobs` jobs: slow but not stalled.
+    TakeSome { consumer: u8, jobs: u8 },
+    /// Consumer `consumer` stalls while producer `producer` offers `jobs` jobs.
+    Stall {
+        consumer: u8,
+        producer: u8,
+        jobs: u8,
+    },
 }
 
-/// Lets the consumer take every waiting job, recording each delivery.
-fn drain(ctx: &Ctx, queue: &mut Queue) -> Vec<u64> {
-    let mut received = Vec::new();
-    while received.len() < DRAIN_MAX {
-        let Some(job) = queue.receive() else { break };
-        ctx.trace
-            .event("queue", EventKind::Deliver)
-            .to("consumer")
-            .msg(job.id)
-            .record();
-        received.push(job.id);
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Offer { producer } => write!(f, "p{producer} offers a job"),
+            Op::Burst { producer, jobs } => write!(f, "p{producer} offers {jobs} jobs"),
+            Op::Take { consumer } => write!(f, "c{consumer} takes a job"),
+            Op::TakeSome { consumer, jobs } => write!(f, "c{consumer} takes up to {jobs} jobs"),
+            Op::Stall {
+                consumer,
+                producer,
+                jobs,
+            } => write!(f, "c{consumer} stalls while p{producer} offers {jobs} jobs"),
+        }
     }
-    received
+}
+
+/// A queue's capacity and what happens to it.
+#[derive(Clone, Debug)]
+struct History {
+    capacity: usize,
+    ops: Vec<Op>,
+}
+
+fn tell(history: &History) -> String {
+    format!(
+        "a queue made for {} job(s); {}; then a consumer drains it",
+        history.capacity,
+        prop::numbered(&history.ops)
+    )
+}
+
+fn histories() -> impl Strategy<Value = History> {
+    let op = prop_oneof![
+        3 => (1..=3u8).prop_map(|producer| Op::Offer { producer }),
+        2 => (1..=3u8, 2..=BURST_MAX).prop_map(|(producer, jobs)| Op::Burst { producer, jobs }),
+        3 => (1..=2u8).prop_map(|consumer| Op::Take { consumer }),
+        2 => (1..=2u8, 2..=5u8).prop_map(|(consumer, jobs)| Op::TakeSome { consumer, jobs }),
+        1 => (1..=2u8, 1..=3u8, 2..=BURST_MAX)
+            .prop_map(|(consumer, producer, jobs)| Op::Stall { consumer, producer, jobs }),
+    ];
+    (
+        prop::proptest::sample::select(&CAPACITIES[..]),
+        prop::proptest::collection::vec(op, 1..OPS_MAX),
+    )
+        .prop_map(|(capacity, ops)| History { capacity, ops })
 }
 
 fn ids(list: &[u64]) -> String {
+    if list.is_empty() {
+        return "none".to_owned();
+    }
     let named: Vec<String> = list.iter().map(|id| format!("m{id}")).collect();
     format!("[{}]", named.join(", "))
 }
 
-/// A stalled consumer takes nothing while the producer offers far more jobs than fit: the
-/// depth, sampled after every offer, must never pass the capacity.
-fn depth_bounded_stalled_consumer(ctx: &mut Ctx) {
-    let mut queue = Queue::with_capacity(STALLED_CAPACITY);
-    ctx.trace
-        .event("consumer", EventKind::Stall)
-        .note(format!(
-            "takes nothing while the producer offers {STALLED_OFFERED} jobs"
-        ))
-        .record();
-    let mut depth_samples = Vec::new();
-    let mut first_over = None;
-    for id in 1..=STALLED_OFFERED {
-        // A refused job is simply not offered again here: this stage is about depth only.
-        let _ = offer(ctx, &mut queue, id);
-        let depth = queue.depth();
-        if depth > STALLED_CAPACITY && first_over.is_none() {
-            first_over = Some(id);
-        }
-        depth_samples.push(depth as u64);
-    }
-    let mut violations = invariant::depth_bounded(&depth_samples, STALLED_CAPACITY as u64);
-    if let (Some(violation), Some(id)) = (violations.first_mut(), first_over) {
-        violation.detail = format!(
-            "{}: m{id} was taken while {STALLED_CAPACITY} jobs already waited for a stalled \
-             consumer, instead of going back to the producer as a sign to slow down",
-            violation.detail
-        );
-    }
-    ctx.require(violations);
+/// Which promise a stage holds the queue to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Promise {
+    /// Depth never exceeds the capacity.
+    Bounded,
+    /// A producer told Ok never loses its job; a producer refused gets its own job back.
+    Told,
+    /// Every answer is the model's: Ok exactly while there is room, oldest first.
+    Model,
 }
 
-/// With the consumer stalled, a queue of capacity `CAPACITY` must take the first `CAPACITY`
-/// of m1..m`OFFERED` and hand each of the others back to the producer as
-/// `Err(Full(that job))`.
-fn producer_told(ctx: &mut Ctx) {
-    let mut queue = Queue::with_capacity(CAPACITY);
-    ctx.trace
-        .event("consumer", EventKind::Stall)
-        .note("takes nothing")
-        .record();
-    let mut accepted: Vec<u64> = Vec::new();
-    for id in 1..=OFFERED {
-        let full_before = accepted.len() >= CAPACITY;
-        match offer(ctx, &mut queue, id) {
-            Ok(()) if full_before => {
-                let waiting = drain(ctx, &mut queue);
-                let evicted: Vec<u64> = accepted
-                    .iter()
-                    .copied()
-                    .filter(|old| !waiting.contains(old))
-                    .collect();
-                if !waiting.contains(&id) {
-                    ctx.trace
-                        .event("queue", EventKind::Lost)
-                        .msg(id)
-                        .note("dropped, yet try_send said Ok")
-                        .record();
-                    panic!(
-                        "try_send(m{id}) returned Ok with the queue full ({CAPACITY} of \
-                         {CAPACITY}), but m{id} is not in the queue (it holds {}): m{id} was \
-                         dropped while the producer was told it was queued",
-                        ids(&waiting)
-                    );
-                }
-                if let Some(old) = evicted.first() {
-                    ctx.trace
-                        .event("queue", EventKind::Lost)
-                        .msg(*old)
-                        .note(format!("evicted to make room for m{id}"))
-                        .record();
-                    panic!(
-                        "try_send(m{id}) returned Ok with the queue full ({CAPACITY} of \
-                         {CAPACITY}); the queue now holds {}: m{old} was accepted earlier and \
-                         was evicted to make room, and nobody was told",
-                        ids(&waiting)
-                    );
-                }
-                panic!(
-                    "try_send(m{id}) returned Ok with the queue full ({CAPACITY} of {CAPACITY}); \
-                     it now holds {} jobs",
-                    waiting.len()
-                );
-            }
-            Ok(()) => accepted.push(id),
-            Err(Full(job)) => {
-                assert_eq!(
-                    job.id, id,
-                    "try_send(m{id}) was refused but handed back m{} instead: the producer must \
-                     get its own job back to hold it and offer it again",
-                    job.id
-                );
-                assert!(
-                    full_before,
-                    "m{id} was refused while only {} of {CAPACITY} places were taken ({}): the \
-                     queue must take jobs up to its capacity",
-                    accepted.len(),
-                    ids(&accepted)
-                );
-            }
-        }
-    }
-    assert_eq!(
-        accepted.len(),
-        CAPACITY,
-        "the queue took {} jobs ({}) with a capacity of {CAPACITY}",
-        accepted.len(),
-        ids(&accepted)
-    );
+/// One history played against the learner's queue and the model beside it.
+struct Run<'a> {
+    trace: &'a Trace,
+    promise: Promise,
+    queue: Queue,
+    capacity: usize,
+    next_id: u64,
+    /// The model: the ids waiting, oldest first.
+    model: VecDeque<u64>,
+    /// Every job the queue said Ok to, in order.
+    accepted: Vec<u64>,
+    /// Every job handed to a consumer, in order.
+    received: Vec<u64>,
+    accepted_set: BTreeSet<u64>,
+    received_set: BTreeSet<u64>,
 }
 
-/// After the stall the consumer receives exactly the accepted jobs, oldest first; the
-/// drained queue takes jobs again, and one receive frees exactly one place.
-fn nothing_silently_dropped(ctx: &mut Ctx) {
-    let mut queue = Queue::with_capacity(CAPACITY);
-    ctx.trace
-        .event("consumer", EventKind::Stall)
-        .note(format!("takes nothing while m1..m{OFFERED} are offered"))
-        .record();
-    let mut accepted = Vec::new();
-    for id in 1..=OFFERED {
-        if offer(ctx, &mut queue, id).is_ok() {
-            accepted.push(id);
-        }
-    }
-    ctx.trace
-        .event("consumer", EventKind::Note)
-        .note("resumes and drains the queue")
-        .record();
-    let received = drain(ctx, &mut queue);
-    if let Some(missing) = accepted.iter().find(|id| !received.contains(id)) {
-        ctx.trace
-            .event("queue", EventKind::Lost)
-            .msg(*missing)
-            .note("accepted, never delivered")
-            .record();
-        panic!(
-            "m{missing} was accepted (try_send returned Ok) and never reached the consumer: it \
-             received {} after the queue accepted {}",
-            ids(&received),
-            ids(&accepted)
-        );
-    }
-    assert_eq!(
-        received,
-        accepted,
-        "the consumer received {} but the queue accepted {} in that order: a queue hands out \
-         the oldest job first",
-        ids(&received),
-        ids(&accepted)
-    );
-
-    // The queue is empty again: the bound is about jobs waiting now, so it must take jobs.
-    let first_new = OFFERED + 1;
-    let last_new = OFFERED + CAPACITY as u64;
-    let one_more = last_new + 1;
-    let mut refilled = Vec::new();
-    for id in first_new..=last_new {
-        assert!(
-            offer(ctx, &mut queue, id).is_ok(),
-            "the consumer drained the queue, yet try_send(m{id}) was refused with {} job(s) \
-             waiting: the bound must count jobs waiting now, not jobs ever sent",
-            refilled.len()
-        );
-        refilled.push(id);
-    }
-    assert!(
-        offer(ctx, &mut queue, one_more).is_err(),
-        "try_send(m{one_more}) was accepted with {} already filling the {CAPACITY} places",
-        ids(&refilled)
-    );
-    let first = queue.receive();
-    let first_id = first.as_ref().map(|job| job.id);
-    if let Some(id) = first_id {
-        ctx.trace
-            .event("queue", EventKind::Deliver)
-            .to("consumer")
+impl Run<'_> {
+    fn offer(&mut self, producer: u8) -> Result<(), String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let who = format!("p{producer}");
+        self.trace
+            .event(who.clone(), EventKind::Send)
+            .to("queue")
             .msg(id)
             .record();
+        let waiting = |run: &Run| -> Vec<u64> { run.model.iter().copied().collect() };
+        let waiting_before = self.model.len();
+        let room = waiting_before < self.capacity;
+        let outcome = self.queue.try_send(Job { id });
+        let depth = self.queue.depth();
+        match outcome {
+            Ok(()) => {
+                self.trace
+                    .event("queue", EventKind::Note)
+                    .msg(id)
+                    .note(format!("Ok, depth {depth}"))
+                    .record();
+                self.accepted.push(id);
+                self.accepted_set.insert(id);
+                if self.promise == Promise::Model && !room {
+                    return Err(format!(
+                        "try_send(m{id}) from {who} returned Ok with {} of {} places taken by {}: \
+                         the queue is full and must hand m{id} back",
+                        waiting_before,
+                        self.capacity,
+                        ids(&waiting(self))
+                    ));
+                }
+                if room {
+                    self.model.push_back(id);
+                }
+            }
+            Err(Full(job)) => {
+                self.trace
+                    .event("queue", EventKind::Reject)
+                    .to(who.clone())
+                    .msg(job.id)
+                    .note("full: handed back")
+                    .record();
+                if self.promise != Promise::Bounded && job.id != id {
+                    self.trace
+                        .event("verdict", EventKind::Lost)
+                        .msg(id)
+                        .note(format!("{who} got m{} back instead", job.id))
+                        .record();
+                    return Err(format!(
+                        "try_send(m{id}) from {who} was refused, but the job handed back was \
+                         m{}: the queue kept m{id} and gave away a job it had already said Ok \
+                         to. Err must mean \"your job was not taken\", with that very job",
+                        job.id
+                    ));
+                }
+                if self.promise == Promise::Model && room {
+                    return Err(format!(
+                        "try_send(m{id}) from {who} was refused with only {} of {} places \
+                         taken ({}): nothing may be refused while there is room",
+                        waiting_before,
+                        self.capacity,
+                        ids(&waiting(self))
+                    ));
+                }
+            }
+        }
+        if depth > self.capacity {
+            self.trace
+                .event("verdict", EventKind::Note)
+                .msg(id)
+                .note(format!("depth {depth} > capacity {}", self.capacity))
+                .record();
+            return Err(format!(
+                "after try_send(m{id}) from {who}, {depth} jobs wait in a queue made for {}",
+                self.capacity
+            ));
+        }
+        if self.promise == Promise::Model && depth != self.model.len() {
+            return Err(format!(
+                "after try_send(m{id}) from {who}, depth() is {depth} but {} jobs wait ({})",
+                self.model.len(),
+                ids(&self.model.iter().copied().collect::<Vec<_>>())
+            ));
+        }
+        Ok(())
     }
-    assert_eq!(
-        first_id,
-        Some(first_new),
-        "after {} were accepted, the consumer received {first_id:?} instead of m{first_new}",
-        ids(&refilled)
+
+    /// Consumer `consumer` asks for one job; false when the queue said it had none.
+    fn take(&mut self, consumer: &str) -> Result<bool, String> {
+        let waiting: Vec<u64> = self.model.iter().copied().collect();
+        let got = self.queue.receive().map(|job| job.id);
+        let expected = self.model.front().copied();
+        if let Some(id) = got {
+            self.trace
+                .event("queue", EventKind::Deliver)
+                .to(consumer)
+                .msg(id)
+                .record();
+            if self.promise != Promise::Bounded && self.received_set.contains(&id) {
+                self.trace
+                    .event("verdict", EventKind::Duplicate)
+                    .msg(id)
+                    .record();
+                return Err(format!("{consumer} received m{id} a second time"));
+            }
+            if self.promise != Promise::Bounded && !self.accepted_set.contains(&id) {
+                return Err(format!(
+                    "{consumer} received m{id}, which the queue had never said Ok to: its \
+                     producer was handed it back in Err(Full) and holds it too"
+                ));
+            }
+            self.received.push(id);
+            self.received_set.insert(id);
+            if let Some(position) = self.model.iter().position(|waiting| *waiting == id) {
+                self.model.remove(position);
+            }
+        }
+        if self.promise == Promise::Model && got != expected {
+            return Err(match (got, expected) {
+                (Some(id), Some(oldest)) => format!(
+                    "{consumer} received m{id}, but the oldest waiting job was m{oldest} \
+                     (waiting, oldest first: {}): a queue hands out the oldest job first",
+                    ids(&waiting)
+                ),
+                (None, Some(oldest)) => format!(
+                    "{consumer} asked for a job and got none, while m{oldest} waited (oldest \
+                     first: {})",
+                    ids(&waiting)
+                ),
+                (Some(id), None) => {
+                    format!("{consumer} received m{id} from a queue that should have been empty")
+                }
+                (None, None) => unreachable!(),
+            });
+        }
+        let depth = self.queue.depth();
+        if self.promise == Promise::Model && depth != self.model.len() {
+            return Err(format!(
+                "after {consumer} took a job, depth() is {depth} but {} jobs wait",
+                self.model.len()
+            ));
+        }
+        Ok(got.is_some())
+    }
+
+    fn play(&mut self, ops: &[Op]) -> Result<(), String> {
+        for op in ops {
+            match op {
+                Op::Offer { producer } => self.offer(*producer)?,
+                Op::Burst { producer, jobs } => {
+                    for _ in 0..*jobs {
+                        self.offer(*producer)?;
+                    }
+                }
+                Op::Take { consumer } => {
+                    self.take(&format!("c{consumer}"))?;
+                }
+                Op::TakeSome { consumer, jobs } => {
+                    for _ in 0..*jobs {
+                        if !self.take(&format!("c{consumer}"))? {
+                            break;
+                        }
+                    }
+                }
+                Op::Stall {
+                    consumer,
+                    producer,
+                    jobs,
+                } => {
+                    self.trace
+                        .event(format!("c{consumer}"), EventKind::Stall)
+                        .note(format!(
+                            "takes nothing while p{producer} offers {jobs} jobs"
+                        ))
+                        .record();
+                    for _ in 0..*jobs {
+                        self.offer(*producer)?;
+                    }
+                }
+            }
+        }
+        // The consumers catch up: whatever the queue still holds comes out.
+        for _ in 0..DRAIN_MAX {
+            if !self.take("c1")? {
+                break;
+            }
+        }
+        if self.promise == Promise::Bounded {
+            return Ok(());
+        }
+        let lost: Vec<u64> = self
+            .accepted
+            .iter()
+            .copied()
+            .filter(|id| !self.received_set.contains(id))
+            .collect();
+        if let Some(first) = lost.first() {
+            for id in &lost {
+                self.trace
+                    .event("verdict", EventKind::Lost)
+                    .msg(*id)
+                    .note("accepted, never delivered")
+                    .record();
+            }
+            return Err(format!(
+                "m{first} was accepted (try_send returned Ok) and never reached a consumer, \
+                 even after the queue was drained: {} of the {} accepted jobs were lost ({}), \
+                 and no producer was told",
+                lost.len(),
+                self.accepted.len(),
+                ids(&lost)
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn holds(history: &History, trace: &Trace, promise: Promise) -> Result<(), String> {
+    let mut run = Run {
+        trace,
+        promise,
+        queue: Queue::with_capacity(history.capacity),
+        capacity: history.capacity,
+        next_id: FIRST_ID,
+        model: VecDeque::new(),
+        accepted: Vec::new(),
+        received: Vec::new(),
+        accepted_set: BTreeSet::new(),
+        received_set: BTreeSet::new(),
+    };
+    run.play(&history.ops)
+}
+
+fn depth_bounded_stalled_consumer(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "the depth never exceeds the capacity",
+        60,
+        histories(),
+        tell,
+        |history, trace| holds(history, trace, Promise::Bounded),
     );
-    assert!(
-        offer(ctx, &mut queue, one_more).is_ok(),
-        "the consumer took m{first_new}, freeing one place, yet try_send(m{one_more}) was \
-         refused again"
+}
+
+fn producer_told(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "a producer told Ok never loses its job, a producer refused gets it back",
+        60,
+        histories(),
+        tell,
+        |history, trace| holds(history, trace, Promise::Told),
     );
-    let rest = drain(ctx, &mut queue);
-    let expected: Vec<u64> = (first_new + 1..=one_more).collect();
-    assert_eq!(
-        rest,
-        expected,
-        "after m{first_new} left, the consumer received {} instead of {}",
-        ids(&rest),
-        ids(&expected)
+}
+
+fn nothing_silently_dropped(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "Ok exactly while there is room, oldest first",
+        60,
+        histories(),
+        tell,
+        |history, trace| holds(history, trace, Promise::Model),
     );
 }
 
@@ -274,27 +404,29 @@ fn checks() {
         &[
             Stage {
                 id: "depth-bounded-stalled-consumer",
-                title: "The queue stays within its capacity while the consumer is stalled",
-                mentor: "The consumer stopped and the producer kept going. What in this queue \
-                         stops it from growing, and does it stop at the capacity or one job \
-                         past it? Look at what `with_capacity` really promises.",
+                title: "The queue never holds more jobs than its capacity",
+                mentor: "Producers kept offering while the consumers fell behind. What in this \
+                         queue stops it from growing, and does it stop exactly at the capacity \
+                         it was made with, whatever that number is? Look at what \
+                         `with_capacity` really promises.",
                 run: depth_bounded_stalled_consumer,
             },
             Stage {
                 id: "producer-told",
-                title: "Every job the queue cannot take goes back to the producer",
-                mentor: "Close! The depth is bounded now, but someone paid for it without \
-                         knowing. An Ok is a promise to the producer; if the job is not kept, \
-                         the producer must hear `Err(Full(job))`, with its own job, so it can \
-                         slow down and offer it again.",
+                title: "A job told Ok is never lost; a job refused goes back to its producer",
+                mentor: "The depth is bounded now, but did someone pay for it without knowing? \
+                         An Ok is a promise to the producer; if the job is not kept, the \
+                         producer must hear `Err(Full(job))`, with its own job, so it can slow \
+                         down and offer it again.",
                 run: producer_told,
             },
             Stage {
                 id: "nothing-silently-dropped",
-                title: "Accepted jobs reach the consumer in order, and room comes back",
-                mentor: "Better! But now look at what happens after the consumer catches up. \
-                         Backpressure has to let go when the queue drains: bound what is \
-                         waiting now, and hand jobs out oldest first.",
+                title: "Jobs are taken exactly while there is room, and handed out oldest first",
+                mentor: "Nothing is lost, but does the queue say no only when it is really \
+                         full? Count the jobs waiting at the moment of a refusal, and check \
+                         that room comes back as consumers take jobs, and that they get the \
+                         oldest first.",
                 run: nothing_silently_dropped,
             },
         ],

@@ -59,11 +59,12 @@ pub fn run(plan: &FaultPlan) -> DemoRun {
                         .record(),
                 }
                 if disk.is_powered_off() {
-                    // A power cut planned during an fsync struck inside this publish.
+                    // A power cut planned during a disk call struck inside this publish.
+                    let report = disk.last_cut().unwrap_or_default();
                     trace
                         .event("disk", EventKind::PowerCut)
                         .msg(id)
-                        .note("during an fsync")
+                        .note(report.describe())
                         .record();
                     break;
                 }

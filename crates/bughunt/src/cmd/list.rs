@@ -28,7 +28,7 @@ struct Row<'a> {
     /// Correct fixes unlike the reference that the checks must pass (proven by `dev validate`).
     correct_alternatives: Vec<&'a str>,
     /// Plausible wrong fixes the checks must fail (proven by `dev validate`).
-    wrong_fixes: Vec<String>,
+    wrong_fixes: Vec<&'a str>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> CmdResult {
                     .iter()
                     .map(|a| a.name.as_str())
                     .collect(),
-                wrong_fixes: t.meta.wrong_fixes.iter().map(|w| w.label()).collect(),
+                wrong_fixes: t.meta.wrong_fixes.iter().map(|w| w.name.as_str()).collect(),
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
