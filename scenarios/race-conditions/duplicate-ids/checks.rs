@@ -36,7 +36,6 @@ use hunt::*;
 struct Step {
     actor: String,
     kind: EventKind,
-    msg: Option<u64>,
     note: String,
 }
 
@@ -117,25 +116,23 @@ impl Story {
     }
 
     /// Records a step; returns its position in the story.
-    fn step(&self, actor: impl Into<String>, kind: EventKind, msg: Option<u64>, note: impl Into<String>) -> usize {
+    fn step(&self, actor: impl Into<String>, kind: EventKind, note: impl Into<String>) -> usize {
         let mut log = self.log();
-        log.steps.push(Step { actor: actor.into(), kind, msg, note: note.into() });
+        log.steps.push(Step { actor: actor.into(), kind, note: note.into() });
         log.steps.len() - 1
     }
 
     /// Records the verdict and fails the schedule with `detail`.
-    fn fail(&self, msg: Option<u64>, detail: String) -> ! {
-        self.step("ids", EventKind::Lost, msg, detail.clone());
+    fn fail(&self, detail: String) -> ! {
+        self.step("ids", EventKind::Lost, detail.clone());
         panic!("{detail}");
     }
 
+    /// Draws the story. An id is not a message, so no step is tagged with one (the notes
+    /// name the ids).
     fn draw_into(&self, trace: &Trace) {
         for step in self.log().steps.iter() {
-            let event = trace.event(step.actor.clone(), step.kind).note(step.note.clone());
-            match step.msg {
-                Some(msg) => event.msg(msg).record(),
-                None => event.record(),
-            }
+            trace.event(step.actor.clone(), step.kind).note(step.note.clone()).record();
         }
     }
 }
@@ -228,7 +225,7 @@ fn ids_text(range: &std::ops::Range<u64>) -> String {
     }
 }
 
-fn tell(workload: &Workload, schedules: Schedules) -> String {
+fn tell(workload: &Workload) -> String {
     let mut parts = vec![format!(
         "the range is {}..{} ({} ids){}",
         workload.first,
@@ -263,7 +260,7 @@ fn tell(workload: &Workload, schedules: Schedules) -> String {
             if workload.reads == 1 { "" } else { "s" }
         ));
     }
-    format!("{}, all at once; {}", parts.join("; "), schedules.describe())
+    format!("{}, all at once", parts.join("; "))
 }
 
 /// Runs one schedule of `workload`. With `barrier`, every thread waits for the others before its
@@ -278,7 +275,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let want = first + k;
         match ids.next_id() {
             Some(id) if id == want => {}
-            other => story.fail(Some(want), format!(
+            other => story.fail(format!(
                 "before any producer started, main's next_id() call number {} on the range \
                  {first}..{limit} returned {other:?} (want Some({want}))",
                 k + 1
@@ -286,7 +283,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         }
     }
     if workload.taken > 0 {
-        story.step("main", EventKind::Note, None, format!(
+        story.step("main", EventKind::Note, format!(
             "took {} before the producers started",
             ids_text(&(first..first + workload.taken))
         ));
@@ -305,13 +302,13 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
             }
             let actor = format!("p{}", p + 1);
             for ask in asks {
-                story.step(actor.clone(), EventKind::Note, None, format!("{} starts", ask.call()));
+                story.step(actor.clone(), EventKind::Note, format!("{} starts", ask.call()));
                 let got = match ask {
                     Ask::One => ids.next_id().map(|id| id..id + 1),
                     Ask::Block(n) => ids.reserve_block(n),
                 };
                 match &got {
-                    Some(range) => story.step(actor.clone(), EventKind::Deliver, Some(range.start), format!(
+                    Some(range) => story.step(actor.clone(), EventKind::Note, format!(
                         "{} returned {}",
                         ask.call(),
                         match ask {
@@ -319,17 +316,17 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
                             Ask::Block(_) => format!("{}..{}", range.start, range.end),
                         }
                     )),
-                    None => story.step(actor.clone(), EventKind::Reject, None, format!("{} refused", ask.call())),
+                    None => story.step(actor.clone(), EventKind::Reject, format!("{} refused", ask.call())),
                 };
                 story.log().asks.push(AskSpan { producer: p, ask, got: got.clone() });
                 if let (true, Some(range)) = (send, &got) {
                     if range.end > range.start {
                         let id = range.end - 1;
-                        let started = story.step(actor.clone(), EventKind::Send, Some(id), format!(
+                        let started = story.step(actor.clone(), EventKind::Send, format!(
                             "sends m{id}, mark_sent({id}) starts"
                         ));
                         ids.mark_sent(id);
-                        let returned = story.step(actor.clone(), EventKind::Note, Some(id), format!("mark_sent({id}) returned"));
+                        let returned = story.step(actor.clone(), EventKind::Note, format!("mark_sent({id}) returned"));
                         story.log().sent.push(SentSpan { producer: p, id, started, returned });
                     }
                 }
@@ -346,9 +343,9 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
                 start.wait();
             }
             for _ in 0..reads {
-                let started = story.step("monitor", EventKind::Note, None, "high_water() starts");
+                let started = story.step("monitor", EventKind::Note, "high_water() starts");
                 let seen = ids.high_water();
-                let returned = story.step("monitor", EventKind::Note, None, format!("high_water() returned {seen}"));
+                let returned = story.step("monitor", EventKind::Note, format!("high_water() returned {seen}"));
                 story.log().reads.push(ReadSpan { started, returned, seen });
             }
         })
@@ -372,7 +369,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
     for span in &asks {
         let Some(range) = &span.got else { continue };
         if range.end - range.start != span.ask.ids() {
-            story.fail(Some(range.start), format!(
+            story.fail(format!(
                 "{} returned {}..{}, which is {} ids, not {}",
                 who(span),
                 range.start,
@@ -383,19 +380,27 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         }
         for id in range.clone() {
             if let Some(before) = owner.get(&id) {
-                story.fail(Some(id), format!(
-                    "id {id} was handed out twice: to {before} and to {} ({}); two messages \
-                     now carry the same id",
-                    who(span),
-                    ids_text(range)
+                let to = if range.end - range.start == 1 {
+                    who(span)
+                } else {
+                    format!("{} ({})", who(span), ids_text(range))
+                };
+                story.fail(format!(
+                    "id {id} was handed out twice: to {before} and to {to}; two messages now \
+                     carry the same id"
                 ));
             }
-            owner.insert(id, format!("{} ({})", who(span), ids_text(range)));
+            let told = if range.end - range.start == 1 {
+                who(span)
+            } else {
+                format!("{} ({})", who(span), ids_text(range))
+            };
+            owner.insert(id, told);
         }
     }
     for (id, to) in &owner {
         if *id < first || *id >= limit {
-            story.fail(Some(*id), format!(
+            story.fail(format!(
                 "id {id} was handed out to {to}, outside the range {first}..{limit}: it may \
                  belong to another process's range"
             ));
@@ -404,7 +409,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
     let handed = owner.len() as u64;
     if let Some(gap) = (first..first + handed).find(|id| !owner.contains_key(id)) {
         let highest = owner.keys().next_back().copied().unwrap_or(first);
-        story.fail(Some(gap), format!(
+        story.fail(format!(
             "{handed} ids were handed out, up to {highest}, but {gap} never was: a consumer \
              would take the gap for a lost message"
         ));
@@ -412,7 +417,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
     let left = workload.span - handed;
     for span in &asks {
         if span.got.is_none() && left >= span.ask.ids() {
-            story.fail(None, format!(
+            story.fail(format!(
                 "{} was refused, yet when every producer was done {left} id{} ({}) had never \
                  been handed out",
                 who(span),
@@ -426,7 +431,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
     let high = ids.high_water();
     if high != want_high {
         let told: Vec<String> = sent.iter().map(|s| format!("p{} sent m{}", s.producer + 1, s.id)).collect();
-        story.fail(None, format!(
+        story.fail(format!(
             "{}, and after every producer was done high_water() says {high} (want {want_high}, \
              one past the highest id sent){}",
             if told.is_empty() { "nothing was sent".to_owned() } else { told.join(" and ") },
@@ -443,7 +448,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let mut could: Vec<u64> = sent.iter().filter(|s| s.started < read.returned).map(|s| s.id + 1).collect();
         could.push(first);
         if read.seen < floor || !could.contains(&read.seen) {
-            story.fail(None, format!(
+            story.fail(format!(
                 "the monitor's high_water() read number {} returned {}, but while it ran the mark \
                  could only be {} or more, and only one past an id sent by then",
                 r + 1,
@@ -452,7 +457,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
             ));
         }
         if r > 0 && read.seen < reads[r - 1].seen {
-            story.fail(None, format!(
+            story.fail(format!(
                 "the monitor read high_water() {} and then {}: the mark went backwards",
                 reads[r - 1].seen,
                 read.seen
@@ -464,7 +469,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
     let after = ids.next_id();
     let want = (handed < workload.span).then_some(first + handed);
     if after != want {
-        story.fail(after, format!(
+        story.fail(format!(
             "after every producer was done, {} had been handed out and next_id() returned \
              {after:?} (want {want:?})",
             if handed == 0 { "no id".to_owned() } else { ids_text(&(first..first + handed)) }
@@ -546,7 +551,7 @@ fn check_workloads(
         name,
         cases,
         workloads,
-        move |workload| tell(workload, schedules),
+        tell,
         move |workload, trace| {
             let verdict = search_workload(workload, schedules, trace);
             // A shuttle replay string alone cannot replay a generated workload: the history

@@ -233,7 +233,7 @@ fn job_id(p: usize, k: usize) -> u64 {
     100 * (p as u64 + 2) + k as u64 + 1
 }
 
-fn tell(workload: &Workload, schedules: Schedules) -> String {
+fn tell(workload: &Workload) -> String {
     let mut parts = vec![format!(
         "capacity {}, {} job{} queued before the threads start",
         workload.capacity,
@@ -269,7 +269,7 @@ fn tell(workload: &Workload, schedules: Schedules) -> String {
             if *pops == 1 { "" } else { "s" }
         ));
     }
-    format!("{}, all at once; {}", parts.join("; "), schedules.describe())
+    format!("{}, all at once", parts.join("; "))
 }
 
 fn record(story: &Story, actor: &str, effect: Effect, started: usize) {
@@ -616,7 +616,7 @@ fn check_workloads(
         name,
         cases,
         workloads,
-        move |workload| tell(workload, schedules),
+        tell,
         move |workload, trace| {
             let verdict = search_workload(workload, schedules, trace);
             // A shuttle replay string alone cannot replay a generated workload: the history
