@@ -399,15 +399,22 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let depth = backlog + added.iter().map(|call| call.depth_added()).sum::<i64>() - taken;
         if depth > capacity as i64 {
             let told: Vec<String> = added.iter().map(|call| call.told()).collect();
+            let what = if added.iter().any(|call| matches!(call.effect, Effect::Reserve { .. })) {
+                "jobs and reserved slots"
+            } else {
+                "jobs"
+            };
+            let pops = match taken {
+                0 => "no pop had started".to_owned(),
+                1 => "only 1 pop had started".to_owned(),
+                _ => format!("only {taken} pops had started"),
+            };
             story.fail(None, format!(
-                "the queue held {} or more jobs and reserved slots at once, over its capacity of \
-                 {capacity}: {} job{} queued before the threads started, then {} had returned, \
-                 and only {taken} pop{} had even started",
-                depth,
+                "the queue held at least {depth} {what} at once, over its capacity of {capacity}: \
+                 {} job{} queued before the threads started, then {} had returned, and {pops}",
                 workload.backlog,
                 if workload.backlog == 1 { "" } else { "s" },
-                told.join(", "),
-                if taken == 1 { "" } else { "s" }
+                told.join(", ")
             ));
         }
     }
