@@ -273,6 +273,10 @@ impl IdAllocator {
         //~         .high
         //~         .compare_exchange(seen, id + 1, Ordering::SeqCst, Ordering::SeqCst);
         //~ }
+        //~ wrong: mark-is-next-id
+        //~ // Every id below `next` was handed out to be sent, so the mark is `next` itself:
+        //~ // nothing to record here, and nothing to race on.
+        //~ let _ = id;
         //~ alt: mutex-state
         //~ let mut state = self.state.lock().unwrap();
         //~ state.high = state.high.max(id + 1);
@@ -300,6 +304,8 @@ impl IdAllocator {
     pub fn high_water(&self) -> u64 {
         //~ region
         self.high.load(Ordering::SeqCst)
+        //~ wrong: mark-is-next-id
+        //~ self.next.load(Ordering::SeqCst)
         //~ alt: mutex-state
         //~ self.state.lock().unwrap().high
         //~ alt: spin-lock
