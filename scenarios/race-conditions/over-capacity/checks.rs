@@ -658,7 +658,7 @@ fn two_producers(ctx: &mut Ctx) {
     check_workloads(
         ctx,
         "two producers never overfill the queue",
-        4,
+        3,
         workloads,
         Schedules::Every,
         "one or two slots free, two producers pushing one or two jobs each",
@@ -679,7 +679,7 @@ fn two_consumers(ctx: &mut Ctx) {
     check_workloads(
         ctx,
         "two consumers never take the same job",
-        4,
+        3,
         workloads,
         Schedules::Every,
         "one to three jobs queued, two consumers popping once or twice each",
@@ -700,7 +700,7 @@ fn reservations(ctx: &mut Ctx) {
     check_workloads(
         ctx,
         "two reservations never overbook the queue",
-        6,
+        4,
         workloads,
         Schedules::Every,
         "two to four slots free, two producers reserving 2 or 3 and 1 to 3 slots",
@@ -727,7 +727,7 @@ fn busy_queue(ctx: &mut Ctx) {
     check_workloads(
         ctx,
         "a busy queue keeps its bound and every job",
-        8,
+        6,
         workloads,
         Schedules::Random,
         "two or three producers with one to three pushes or batches each, one or two consumers, zero to three slots free",
