@@ -1,9 +1,10 @@
 //! Progress counters for a consumer group.
 //!
 //! Each consumer counts the messages it receives and the messages it finishes; a monitor
-//! reads both counts to report how many messages are in flight (the group's lag). They all
-//! share one `Progress` through an `Arc`, each from its own thread, and every read and write
-//! of the counts goes through one mutex.
+//! reads both counts to report how many messages are in flight (the group's lag), and takes
+//! reports of the counts since its last report. They all share one `Progress` through an
+//! `Arc`, each from its own thread, and every read and write of the counts goes through one
+//! mutex.
 
 //~ region
 use bughunt_kit::sync::{Mutex, MutexGuard};
@@ -17,6 +18,8 @@ use bughunt_kit::sync::{Mutex, MutexGuard};
 //~ wrong: compare-exchange-once
 //~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
 //~ wrong: processed-first-snapshot
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: load-then-store-zero
 //~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
 //~ wrong: retry-once-snapshot
 //~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +69,9 @@ pub struct Progress {
     //~ received: AtomicU64,
     //~ processed: AtomicU64,
     //~ wrong: processed-first-snapshot
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: load-then-store-zero
     //~ received: AtomicU64,
     //~ processed: AtomicU64,
     //~ wrong: retry-once-snapshot
@@ -126,6 +132,11 @@ impl Progress {
         //~     received: AtomicU64::new(0),
         //~     processed: AtomicU64::new(0),
         //~ }
+        //~ wrong: load-then-store-zero
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
         //~ wrong: retry-once-snapshot
         //~ Self {
         //~     received: AtomicU64::new(0),
@@ -161,6 +172,9 @@ impl Progress {
         //~             Request::Processed => counts.processed += 1,
         //~             Request::Snapshot(reply) => {
         //~                 let _ = reply.send(counts);
+        //~             }
+        //~             Request::TakeAndReset(reply) => {
+        //~                 let _ = reply.send(std::mem::take(&mut counts));
         //~             }
         //~         }
         //~     }
@@ -207,6 +221,8 @@ impl Progress {
         //~ let _ = self.received.compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst);
         //~ wrong: processed-first-snapshot
         //~ self.received.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: load-then-store-zero
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
         //~ wrong: retry-once-snapshot
         //~ self.received.fetch_add(1, Ordering::SeqCst);
         //~ wrong: lock-per-field
@@ -251,6 +267,8 @@ impl Progress {
         //~ let seen = self.processed.load(Ordering::SeqCst);
         //~ let _ = self.processed.compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst);
         //~ wrong: processed-first-snapshot
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: load-then-store-zero
         //~ self.processed.fetch_add(1, Ordering::SeqCst);
         //~ wrong: retry-once-snapshot
         //~ self.processed.fetch_add(1, Ordering::SeqCst);
@@ -309,6 +327,19 @@ impl Progress {
         //~     received,
         //~     processed,
         //~ }
+        //~ wrong: load-then-store-zero
+        //~ // Counts only grow: if `received` is the same before and after reading `processed`,
+        //~ // it held that value at the instant `processed` was read, so the pair is that instant.
+        //~ loop {
+        //~     let received = self.received.load(Ordering::SeqCst);
+        //~     let processed = self.processed.load(Ordering::SeqCst);
+        //~     if self.received.load(Ordering::SeqCst) == received {
+        //~         return Counts {
+        //~             received,
+        //~             processed,
+        //~         };
+        //~     }
+        //~ }
         //~ wrong: retry-once-snapshot
         //~ // If received moved while we read processed, read both again: updates are rare, so
         //~ // the second pair is calm.
@@ -363,6 +394,79 @@ impl Progress {
         //~ }
         //~ end
     }
+
+    /// The counts since the last report, as one report; the counts start again from zero.
+    pub fn take_and_reset(&self) -> Counts {
+        //~ site: split-reset
+        // FIX: the report and the reset happen under one guard. Taken under two, an update
+        // landing between them was neither in the report nor in the counts after the reset.
+        std::mem::take(&mut *self.lock())
+        //~ broken:
+        //~ let report = self.snapshot();
+        //~ *self.lock() = Counts::default();
+        //~ report
+        //~ wrong: atomic-load-then-store
+        //~ Counts {
+        //~     received: self.received.swap(0, Ordering::SeqCst),
+        //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ wrong: separate-atomics
+        //~ Counts {
+        //~     received: self.received.swap(0, Ordering::SeqCst),
+        //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ wrong: compare-exchange-once
+        //~ Counts {
+        //~     received: self.received.swap(0, Ordering::SeqCst),
+        //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ wrong: processed-first-snapshot
+        //~ Counts {
+        //~     received: self.received.swap(0, Ordering::SeqCst),
+        //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ wrong: retry-once-snapshot
+        //~ Counts {
+        //~     received: self.received.swap(0, Ordering::SeqCst),
+        //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ wrong: load-then-store-zero
+        //~ // The snapshot is one instant (see above), so the report is exact; then start again.
+        //~ let report = self.snapshot();
+        //~ self.received.store(0, Ordering::SeqCst);
+        //~ self.processed.store(0, Ordering::SeqCst);
+        //~ report
+        //~ wrong: lock-per-field
+        //~ Counts {
+        //~     received: std::mem::take(&mut *self.received.lock().unwrap()),
+        //~     processed: std::mem::take(&mut *self.processed.lock().unwrap()),
+        //~ }
+        //~ alt: packed-atomic
+        //~ let both = self.both.swap(0, Ordering::SeqCst);
+        //~ Counts {
+        //~     received: both >> 32,
+        //~     processed: both & 0xFFFF_FFFF,
+        //~ }
+        //~ alt: rwlock
+        //~ std::mem::take(&mut *self.write())
+        //~ alt: spin-lock
+        //~ self.with_lock(|| Counts {
+        //~     received: self.received.swap(0, Ordering::Relaxed),
+        //~     processed: self.processed.swap(0, Ordering::Relaxed),
+        //~ })
+        //~ alt: owner-thread
+        //~ let (reply, answer) = mpsc::sync_channel(1);
+        //~ self.tell(Request::TakeAndReset(reply));
+        //~ answer.recv().expect("the thread that owns the counts is gone")
+        //~ alt: stable-double-read
+        //~ // swap reads and zeroes a count in one step: every update is in this report or
+        //~ // in the counts left for the next one, never in neither.
+        //~ Counts {
+        //~     received: self.received.swap(0, Ordering::SeqCst),
+        //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ end
+    }
     //~ site: two-lock-scopes
     //~ broken:
     //~
@@ -382,6 +486,7 @@ impl Progress {
     //~ wrong: compare-exchange-once
     //~ wrong: processed-first-snapshot
     //~ wrong: lock-per-field
+    //~ wrong: load-then-store-zero
     //~ wrong: retry-once-snapshot
     //~ alt: packed-atomic
     //~ alt: rwlock
@@ -425,5 +530,6 @@ impl Progress {
 //~     Received,
 //~     Processed,
 //~     Snapshot(mpsc::SyncSender<Counts>),
+//~     TakeAndReset(mpsc::SyncSender<Counts>),
 //~ }
 //~ end
