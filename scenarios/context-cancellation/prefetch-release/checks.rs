@@ -516,8 +516,7 @@ fn every_delivery_settled(history: &History, outcome: &Outcome) -> Result<(), St
         return Err(format!(
             "the token was cancelled at {cancel_ms} ms and run() returned at {returned_ms} ms, \
              leaving {} message(s) still leased to the session, neither acked nor released: {}; \
-             nobody \
-             can take them until their lease runs out, {LEASE_MS} ms after delivery",
+             nobody can take them until their lease runs out, {LEASE_MS} ms after delivery",
             leased.len(),
             told.join(", ")
         ));
