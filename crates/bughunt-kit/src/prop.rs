@@ -160,13 +160,15 @@ where
         Verdict::Held { .. } => {}
         Verdict::Broken { history, message } => {
             // Told again with the stage's trace, so what is drawn is this very history. Code
-            // that answers differently the second time (state kept in a static) keeps the
-            // message of the search.
+            // that answers differently the second time (state kept in a static, a random
+            // select!) keeps the message of the search.
             let message = match attempt(&holds, &history, &ctx.trace) {
                 Err(again) => again,
                 Ok(()) => format!(
-                    "{message} (and the same history passed when run again: does your code keep \
-                     state between runs, in a static or a thread-local?)"
+                    "{message} (and the same history passed when run again: something in your \
+                     code varies from run to run, such as state kept in a static or a \
+                     thread-local, or a select! without `biased;` that picks among ready \
+                     branches at random)"
                 ),
             };
             panic!(
