@@ -106,6 +106,10 @@ impl Story {
                     state.waits.remove(thread);
                     (EventKind::Process, note)
                 }
+                // A guard dropped while its thread unwinds from a failed schedule (shuttle
+                // panics a thread that locks a mutex it holds) is no part of the story: the
+                // report must show what the thread held when it stopped.
+                Step::Releases(_) if std::thread::panicking() => return,
                 Step::Releases(lock) => {
                     if let Some(at) = holds.iter().rposition(|name| *name == lock) {
                         holds.remove(at);
