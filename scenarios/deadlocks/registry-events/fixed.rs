@@ -17,9 +17,10 @@
 //! and when it holds or releases one; before each send and receive on `events`, a thread
 //! says so too. When a run hangs, those lines say who held what and who waited for what.
 //!
-//! Where it comes from: etcd issue 7443, kept as a kernel in the GoKer suite (Yuan et al.,
-//! "GoBench", CGO 2021): a goroutine sent on a channel while holding a lock that the
-//! channel's receiver needed before it could receive the next message.
+//! Where it comes from: etcd pull request 7443, kept as a kernel in the GoKer suite (Yuan et
+//! al., "GoBench", CGO 2021), a "mixed deadlock" of a channel and a lock: a goroutine held a
+//! mutex while sending on a notification channel, and the goroutines that could have let the
+//! send through were themselves waiting for that mutex.
 
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
