@@ -539,6 +539,7 @@ mod tests {
             replay: None,
             elapsed_ms: 0,
             trace: Vec::new(),
+            steps: Vec::new(),
         }
     }
 

@@ -132,6 +132,7 @@ fn run_stages_reporting_to(
                 replay: None,
                 elapsed_ms: 0,
                 trace: Vec::new(),
+                steps: Vec::new(),
             })
             .collect(),
     };

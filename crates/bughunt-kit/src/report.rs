@@ -54,6 +54,23 @@ pub struct StageReport {
     /// What happened in the stage, for drawing.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub trace: Vec<Event>,
+    /// For a stage that explored thread schedules and failed: the failing schedule, step by
+    /// step, each step naming the line of the learner's code the thread was at.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub steps: Vec<Step>,
+}
+
+/// One step of a failing schedule: a thread reached a point where the checker may switch
+/// threads (a lock, an atomic, a send, a spawn, a join), at this line of the learner's code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// The thread: its name where it has one, else "thread N" (N counts from 0, the test's own).
+    pub thread: String,
+    /// The learner's file, relative to the hunt's folder: "src/lib.rs".
+    pub file: String,
+    pub line: u32,
+    /// The line's code, trimmed.
+    pub code: String,
 }
 
 /// The whole report.
