@@ -15,6 +15,10 @@ use crate::select::Pick;
 use crate::state::HuntState;
 use crate::text::{heading, paragraph, BAD, GOOD, STRONG};
 
+/// The most steps of a failing schedule a check prints (the last ones).
+const STEPS_DRAWN_MAX: usize = 16;
+/// The most characters of a step's code printed.
+const STEP_CODE_MAX: usize = 64;
 /// The most trace events a check draws for a failing stage.
 const TRACE_DRAWN_MAX: usize = 30;
 
@@ -109,6 +113,50 @@ fn drawn_trace(stage: &StageReport) -> Vec<bughunt_kit::trace::Event> {
     stage.trace[start..].to_vec()
 }
 
+/// The failing schedule's last steps, one line each: the thread, the learner's line it stood
+/// at when the checker could switch threads, and that line's code.
+fn schedule_steps(steps: &[bughunt_kit::report::Step]) -> String {
+    if steps.is_empty() {
+        return String::new();
+    }
+    let shown = &steps[steps.len().saturating_sub(STEPS_DRAWN_MAX)..];
+    let first = steps.len() - shown.len() + 1;
+    let thread_width = shown
+        .iter()
+        .map(|s| s.thread.chars().count())
+        .max()
+        .unwrap_or(0);
+    let place = |step: &bughunt_kit::report::Step| format!("{}:{}", step.file, step.line);
+    let place_width = shown.iter().map(|s| place(s).len()).max().unwrap_or(0);
+    let mut out = String::from(
+        "  The schedule that broke it, step by step (where each thread stood when the checker\n  could switch threads; the last step is where it broke):\n",
+    );
+    if first > 1 {
+        out.push_str(&format!("    … {} earlier steps\n", first - 1));
+    }
+    for (offset, step) in shown.iter().enumerate() {
+        let code: String = if step.code.chars().count() > STEP_CODE_MAX {
+            let cut: String = step.code.chars().take(STEP_CODE_MAX - 1).collect();
+            format!("{cut}…")
+        } else {
+            step.code.clone()
+        };
+        let line = format!(
+            "{:>4}. {:thread_width$}  {:place_width$}  {code}",
+            first + offset,
+            step.thread,
+            place(step),
+        );
+        if offset + 1 == shown.len() {
+            out.push_str(&format!("  {BAD}{line}{BAD:#}\n"));
+        } else {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// After `check`.
 pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
     let mut out = String::new();
@@ -193,6 +241,7 @@ pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
                     }
                     out.push('\n');
                 }
+                out.push_str(&schedule_steps(&stage.steps));
                 if let Some(replay) = &stage.replay {
                     out.push_str(&paragraph("  Schedules: ", replay).replace("\n\n", "\n"));
                 }

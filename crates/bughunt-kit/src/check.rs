@@ -182,6 +182,7 @@ fn run_stages_reporting_to(
                 entry.detail = Some(panic_text(payload.as_ref()));
                 entry.location = LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
                 entry.trace = ctx.trace.events();
+                entry.steps = crate::explore::take_steps();
                 println!("✗ {}", stage.title);
                 println!("  {}", stage.mentor);
                 println!("  what happened: {}", entry.detail.as_deref().unwrap_or(""));

@@ -169,6 +169,20 @@ pub fn take_replay() -> Option<String> {
     LAST_FAILING_SCHEDULE.with(|slot| slot.borrow_mut().take())
 }
 
+/// The last failing schedule of [`explore`] on this thread, step by step, once: each step
+/// names the learner's line a thread stood at (shuttle only; empty under loom or without a
+/// checker). The check runner puts it in the report of the failing stage.
+pub fn take_steps() -> Vec<crate::report::Step> {
+    #[cfg(all(feature = "shuttle", not(feature = "loom")))]
+    {
+        crate::steps::take_steps()
+    }
+    #[cfg(not(all(feature = "shuttle", not(feature = "loom"))))]
+    {
+        Vec::new()
+    }
+}
+
 /// Runs `test` under every schedule the checker explores; panics on the first failing one.
 pub fn every_schedule<F>(test: F)
 where
@@ -277,10 +291,12 @@ where
     use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler};
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
     // A replay belongs to the search that failed last; shuttle writes no file when a failing
     // schedule is as long as the last one it wrote on this thread, and then there is none.
     take_replay();
+    crate::steps::forget_steps();
     static SEARCHES: AtomicU64 = AtomicU64::new(0);
     let folder = std::env::temp_dir().join(format!(
         "bughunt-shuttle-{}-{}",
@@ -296,12 +312,19 @@ where
     } else {
         shuttle::FailurePersistence::None
     };
+    // The search writes down its decisions, so a failing execution can be replayed once,
+    // step by step, for the report (`crate::steps`).
+    let decisions = crate::steps::Decisions::default();
+    let test = Arc::new(test);
+    let searched = test.clone();
+    let searched = move || searched();
     let outcome = catch_unwind(AssertUnwindSafe(|| match search {
         Search::Exhaustive { schedules_max } | Search::Bounded { schedules_max, .. } => {
             let scheduler = FairToYields {
                 inner: DfsScheduler::new(Some(schedules_max), false),
             };
-            shuttle::Runner::new(scheduler, config).run(test);
+            shuttle::Runner::new(crate::steps::Recording::new(scheduler, &decisions), config)
+                .run(searched);
         }
         Search::Pct {
             seed,
@@ -309,13 +332,15 @@ where
             schedules,
         } => {
             let scheduler = PctScheduler::new_from_seed(seed, depth.max(1), schedules);
-            shuttle::Runner::new(scheduler, config).run(test);
+            shuttle::Runner::new(crate::steps::Recording::new(scheduler, &decisions), config)
+                .run(searched);
         }
         Search::Random { seed, schedules } => {
             let scheduler = FairToYields {
                 inner: RandomScheduler::new_from_seed(seed, schedules),
             };
-            shuttle::Runner::new(scheduler, config).run(test);
+            shuttle::Runner::new(crate::steps::Recording::new(scheduler, &decisions), config)
+                .run(searched);
         }
     }));
     let schedule = std::fs::read_dir(&folder)
@@ -325,6 +350,7 @@ where
         .and_then(|entry| std::fs::read_to_string(entry.path()).ok());
     let _ = std::fs::remove_dir_all(&folder);
     if let Err(panic) = outcome {
+        crate::steps::remember_failure(&decisions, test.clone());
         if let Some(schedule) = schedule {
             let schedule = schedule.trim().to_owned();
             let replay = format!(
@@ -413,6 +439,46 @@ mod tests {
         assert!(explored.complete && explored.schedules > 1, "{explored:?}");
     }
 
+    /// A failing schedule is told step by step: each step names the line (here, of this file:
+    /// the crate under test) a thread stood at, and both threads of the lost update show.
+    #[test]
+    fn a_failing_schedule_is_told_step_by_step() {
+        let racy = std::panic::catch_unwind(|| {
+            explore(Search::exhaustive(), || {
+                let count = Arc::new(AtomicU64::new(0));
+                let other = {
+                    let count = count.clone();
+                    thread::spawn(move || {
+                        let seen = count.load(Ordering::SeqCst); // the other thread reads
+                        count.store(seen + 1, Ordering::SeqCst);
+                    })
+                };
+                let seen = count.load(Ordering::SeqCst); // the check reads
+                count.store(seen + 1, Ordering::SeqCst);
+                other.join().unwrap();
+                assert_eq!(count.load(Ordering::SeqCst), 2, "an update was lost");
+            })
+        });
+        assert!(racy.is_err());
+        take_replay();
+        let steps = take_steps();
+        assert!(!steps.is_empty(), "no steps were recorded");
+        assert!(
+            steps.iter().all(|s| s.file == "src/explore.rs"),
+            "{steps:#?}"
+        );
+        let threads: std::collections::BTreeSet<&str> =
+            steps.iter().map(|s| s.thread.as_str()).collect();
+        assert!(threads.len() >= 2, "{steps:#?}");
+        for words in ["the other thread reads", "the check reads"] {
+            assert!(
+                steps.iter().any(|s| s.code.contains(words)),
+                "no step at `{words}`: {steps:#?}"
+            );
+        }
+        assert!(take_steps().is_empty(), "steps are taken once");
+    }
+
     /// A thread that waits forever for something that never happens fails at the step
     /// bound instead of hanging the check.
     #[test]
@@ -427,6 +493,9 @@ mod tests {
         });
         assert!(outcome.is_err());
         take_replay();
+        // Its steps are the last ones before the bound, at most `STEPS_KEPT`.
+        let steps = take_steps();
+        assert!(!steps.is_empty() && steps.len() <= crate::steps::STEPS_KEPT);
     }
 }
 

@@ -49,6 +49,8 @@ pub mod queue;
 pub mod report;
 #[cfg(feature = "tokio")]
 pub mod sink;
+#[cfg(all(feature = "shuttle", not(feature = "loom")))]
+pub mod steps;
 pub mod sync;
 pub mod trace;
 
