@@ -574,3 +574,47 @@ fn category_title(catalog: &Catalog, id: &str) -> String {
         .map(|c| c.meta.title.clone())
         .unwrap_or_else(|| id.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bughunt_kit::report::Step;
+
+    fn step(thread: &str, line: u32, code: &str) -> Step {
+        Step {
+            thread: thread.into(),
+            file: "src/lib.rs".into(),
+            line,
+            code: code.into(),
+        }
+    }
+
+    /// A failing schedule prints its last steps, numbered as in the whole schedule, with
+    /// long code cut and the earlier steps counted.
+    #[test]
+    fn schedule_steps_show_the_last_ones_numbered() {
+        let mut steps: Vec<Step> = (0..20)
+            .map(|n| {
+                step(
+                    if n % 2 == 0 { "w1" } else { "reporter" },
+                    10 + n,
+                    "x += 1;",
+                )
+            })
+            .collect();
+        steps.push(step("w1", 99, &"y".repeat(100)));
+        let text = schedule_steps(&steps);
+        assert!(text.contains("… 5 earlier steps"), "{text}");
+        assert!(
+            text.contains("   7. w1        src/lib.rs:16  x += 1;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  21. w1        src/lib.rs:99  yyy"),
+            "{text}"
+        );
+        assert!(text.contains('…'), "{text}");
+        assert!(!text.contains("   5. "), "{text}");
+        assert_eq!(schedule_steps(&[]), "");
+    }
+}
