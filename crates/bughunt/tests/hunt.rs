@@ -217,6 +217,56 @@ fn whole_loop_for_each_seed_family() {
         .all(|h| h["passed"] == true));
 }
 
+/// A shuttle hunt's failing check tells the failing schedule step by step: every step names a
+/// line of the learner's file, with that line's code, and the page prints the steps.
+#[test]
+fn a_failing_schedule_names_the_learners_lines() {
+    let dir = new_home(false);
+    let home = home_of(&dir);
+    let catalog = catalog();
+    let template = first_of(&catalog, "race-conditions");
+    let site = template.first_site();
+    ok(&home, &["start", "race-conditions", "--seed", "7"]);
+    let failing = run(&home, &["check", "--timeout", "600"]);
+    assert_eq!(
+        failing.code,
+        Some(1),
+        "{}\n{}",
+        failing.stdout,
+        failing.stderr
+    );
+    let key = format!("{}/{}", template.id(), site.id);
+    let report = report(&home, &key);
+    let stage = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "failed")
+        .unwrap()
+        .clone();
+    let steps = stage["steps"].as_array().cloned().unwrap_or_default();
+    assert!(steps.len() >= 2, "no steps in {stage}");
+    let status: Value = serde_json::from_str(&ok(&home, &["status", "--json"])).unwrap();
+    let lib = home.join(status["current"]["path"].as_str().unwrap());
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let lines: Vec<&str> = source.lines().collect();
+    for step in &steps {
+        assert_eq!(step["file"], "src/lib.rs", "{step}");
+        let line = step["line"].as_u64().unwrap() as usize;
+        assert_eq!(step["code"], lines[line - 1].trim(), "{step}");
+    }
+    let threads: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .map(|s| s["thread"].as_str().unwrap())
+        .collect();
+    assert!(threads.len() >= 2, "one thread cannot race: {steps:?}");
+    assert!(
+        failing.stdout.contains("step by step"),
+        "{}",
+        failing.stdout
+    );
+}
+
 /// Hints: two more after hint 1, then a fourth request says there is no more and points to
 /// reveal. Reveal records the reveal; `--raw` prints only the source; explain then works.
 #[test]
