@@ -49,6 +49,7 @@ pub mod queue;
 pub mod report;
 #[cfg(feature = "tokio")]
 pub mod sink;
+pub mod story;
 pub mod sync;
 pub mod trace;
 
