@@ -77,6 +77,28 @@ impl Voice {
         }
     }
 
+    /// The voice of a program whose threads hand jobs over channels and say, before each
+    /// call that can block, what they wait for: "waits to send job 101" and "waits to hand"
+    /// are drawn as sends, "waits for a reply" as a delivery; a thread that says "done…" or
+    /// "stops…" has finished; a line is about the job it names.
+    pub const fn channels(main: &'static str) -> Voice {
+        Voice {
+            item: "job",
+            kind: |note| {
+                if note.contains("waits to send") || note.contains("waits to hand") {
+                    EventKind::Send
+                } else if note.contains("waits for a") {
+                    EventKind::Deliver
+                } else {
+                    EventKind::Note
+                }
+            },
+            finished: |note| note.starts_with("done") || note.starts_with("stops"),
+            spinning: " (a poll loop whose partner is not there)",
+            ..Voice::new(main)
+        }
+    }
+
     /// The message `note` (said by `thread`) is about.
     fn about(&self, thread: &str, note: &str) -> Option<u64> {
         number_after(note, self.item).or_else(|| (self.thread_item)(thread))
@@ -587,8 +609,6 @@ pub fn search_schedules(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{Arc, Mutex};
-    use crate::thread;
 
     const VOICE: Voice = Voice { item: "job", ..Voice::new("main") };
 
@@ -677,6 +697,8 @@ mod tests {
     #[cfg(feature = "shuttle")]
     #[test]
     fn an_explored_deadlock_is_told_in_the_programs_words() {
+        use crate::sync::{Arc, Mutex};
+        use crate::thread;
         let trace = Trace::new();
         let outcome = search_schedules(VOICE, Search::Random { seed: 7, schedules: 200 }, &trace, |story| {
             let locks = Arc::new((Mutex::new(()), Mutex::new(())));
