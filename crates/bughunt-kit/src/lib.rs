@@ -40,6 +40,7 @@ pub mod demo;
 pub mod disk;
 pub mod explore;
 pub mod fault;
+pub mod history;
 pub mod invariant;
 pub mod ledger;
 #[cfg(feature = "tokio")]

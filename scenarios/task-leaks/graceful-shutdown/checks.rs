@@ -18,6 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::{Sink, Work};
@@ -532,57 +533,16 @@ fn listed_while_handled(outcome: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-/// A stage speaks for its own promise only. On a history that breaks an earlier promise it
-/// has nothing to say: every stage draws the same histories, and the earlier stage passed on
-/// all of them, so the shortest history a stage reports breaks its own promise and no
-/// earlier one, and its mentor's words fit the run.
-fn judge(history: &History, outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 3] = [
-        &|| by_the_deadline(history, outcome),
-        &|| nothing_left_running(history, outcome),
-        &|| every_request_accounted(history, outcome),
-    ];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
-        }
-    }
-    promises[stage - 1]()
-}
-
-/// Ends a failure message as a sentence: the kit goes on with the shortest history.
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "a server's shutdown keeps its promises";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "a server's shutdown keeps its promises",
+    cases: CASES,
+    each: &[by_the_deadline, nothing_left_running, every_request_accounted],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace, stage >= 3), stage).map_err(sentence),
-    );
-}
-
-fn shutdown_meets_its_deadline(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn no_task_left(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn every_request_accounted_stage(ctx: &mut Ctx) {
-    property(ctx, 3);
+    PROMISES.check(ctx, stage, histories(), |history, trace| play(history, trace, stage >= 3));
 }
 
 #[test]
@@ -597,7 +557,7 @@ fn checks() {
                          waiting for when the deadline passed? A deadline bounds a wait only if \
                          it is one instant for the whole drain, and something stops what is \
                          still running when it comes.",
-                run: shutdown_meets_its_deadline,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "no-task-left",
@@ -607,7 +567,7 @@ fn checks() {
                          how? Could a handler start without being in that set, or after you \
                          took it? A task you spawned and dropped the handle of is not stopped, \
                          only forgotten.",
-                run: no_task_left,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "every-request-accounted",
@@ -621,7 +581,7 @@ fn checks() {
                          take anything after shutdown was called? (Monitoring reads \
                          `in_flight` meanwhile: it must list the requests being handled, and \
                          only those.)",
-                run: every_request_accounted_stage,
+                run: |ctx| property(ctx, 3),
             },
         ],
     );

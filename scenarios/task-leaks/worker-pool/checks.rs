@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::{Sink, Work};
@@ -508,57 +509,16 @@ fn every_job_done(history: &History, outcome: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-/// A stage speaks for its own promise only. On a history that breaks an earlier promise it
-/// has nothing to say: every stage draws the same histories, and the earlier stage passed on
-/// all of them, so the shortest history a stage reports breaks its own promise and no
-/// earlier one, and its mentor's words fit the run.
-fn judge(history: &History, outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 3] = [
-        &|| returned(history, outcome),
-        &|| nothing_left_running(outcome),
-        &|| every_job_done(history, outcome),
-    ];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
-        }
-    }
-    promises[stage - 1]()
-}
-
-/// Ends a failure message as a sentence: the kit goes on with the shortest history.
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "a pool's shutdown keeps its promises";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "a pool's shutdown keeps its promises",
+    cases: CASES,
+    each: &[returned, |_, outcome| nothing_left_running(outcome), every_job_done],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace), stage).map_err(sentence),
-    );
-}
-
-fn shutdown_returns(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn no_task_left(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn every_job_done_stage(ctx: &mut Ctx) {
-    property(ctx, 3);
+    PROMISES.check(ctx, stage, histories(), play);
 }
 
 #[test]
@@ -573,7 +533,7 @@ fn checks() {
                          has to happen for a worker's wait to end? Is the pool's sender really \
                          the last way into the channel: who else holds one, and for how long? \
                          And when the channel does close, does the worker's loop notice?",
-                run: shutdown_returns,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "no-task-left",
@@ -583,7 +543,7 @@ fn checks() {
                          does your shutdown wait for before it returns, and does that cover \
                          every task the pool started? A deadline that gives up, or a task \
                          nobody joins, leaves work running behind the caller's back.",
-                run: no_task_left,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "every-job-done",
@@ -594,7 +554,7 @@ fn checks() {
                          when your workers stopped, and what became of them? (While the pool \
                          runs, `submit` must not give a job back, each job is done once, and \
                          the gauge still says how many jobs wait.)",
-                run: every_job_done_stage,
+                run: |ctx| property(ctx, 3),
             },
         ],
     );
