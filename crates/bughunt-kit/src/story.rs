@@ -39,6 +39,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::explore::{explore, take_replay, Explored, Search, STEPS_MAX};
 use crate::trace::{EventKind, Trace};
 
+/// How many times [`Story::outlived`] lets the other threads go first: enough for a thread
+/// that is still running to say so on its log.
+pub const OUTLIVE_YIELDS: usize = 20;
+
 /// How a program speaks on its log, for the story to tell it in the same words.
 #[derive(Clone, Copy, Debug)]
 pub struct Voice {
@@ -336,6 +340,21 @@ impl Story {
         let thread = self.thread(thread);
         self.state().receiving.remove(thread);
         self.line(thread, EventKind::Deliver, None, format!("received {} {number} from `{channel}`", self.voice.item));
+    }
+
+    /// Says, for the checker's main thread, that the call under test has `returned`; lets the
+    /// other threads go first [`OUTLIVE_YIELDS`] times; returns the first thing another thread
+    /// said after that, with the thread as a sentence names it ("the pricer", "w2"): a thread
+    /// the call left running.
+    pub fn outlived(&self, returned: impl Into<String>) -> Option<(String, String)> {
+        let at = self.len();
+        self.line(self.voice.main, EventKind::Note, None, returned);
+        for _ in 0..OUTLIVE_YIELDS {
+            crate::thread::yield_now();
+        }
+        let state = self.state();
+        let late = state.lines[at + 1..].iter().find(|line| line.actor != self.voice.main && line.actor != "check")?;
+        Some((called(&late.actor), late.note.clone()))
     }
 
     /// Every line so far, in order.
@@ -734,5 +753,25 @@ mod tests {
             assert!(told.contains(part), "\"{told}\" does not say \"{part}\"");
         }
         assert!(trace.count(EventKind::Stall) >= 2, "each blocked thread is drawn where it stopped");
+    }
+
+    /// A thread the call under test left running is caught saying something after the call
+    /// returned, and named as a sentence names it.
+    #[cfg(feature = "shuttle")]
+    #[test]
+    fn a_thread_left_running_is_caught() {
+        let trace = Trace::new();
+        let outcome = search_schedules(Voice::channels("broker"), Search::Random { seed: 3, schedules: 50 }, &trace, |story| {
+            let pricer = story.clone();
+            crate::thread::Builder::new()
+                .name("pricer".into())
+                .spawn(move || pricer.said("pricer", "prices job 101"))
+                .unwrap();
+            if let Some((who, note)) = story.outlived("quote_all returned") {
+                story.fail(None, format!("{who} was still running: it said \"{note}\""));
+            }
+        });
+        let told = outcome.expect_err("some schedule runs the pricer after quote_all returned");
+        assert!(told.starts_with("the pricer was still running: it said \"prices job 101\""), "{told}");
     }
 }

@@ -15,7 +15,7 @@ use bughunt_kit::explore::Search;
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
 use bughunt_kit::story::{self, Story, Voice};
-use bughunt_kit::trace::{EventKind, Trace};
+use bughunt_kit::trace::Trace;
 use hunt::*;
 
 /// The story is told as the program speaks: see [`Voice::channels`].
@@ -27,27 +27,13 @@ fn log(story: &Story) -> Log {
     Log::new(move |thread, what| story.said(thread, what))
 }
 
-/// How many times the dispatcher's thread yields after `run` returns, so that a thread it
-/// left running shows itself by logging.
-const OUTLIVE_YIELDS: usize = 20;
-
 /// Runs `batch` through `run` and checks the answers: exactly one per job, each right.
 fn run_batch(batch: &[Job], story: &Story) {
     let answers = run(batch.to_vec(), &log(story));
-    let returned_at = story.len();
-    story.line(DISPATCHER, EventKind::Note, None, format!("run returned {} answers", answers.len()));
-    for _ in 0..OUTLIVE_YIELDS {
-        bughunt_kit::thread::yield_now();
-    }
-    let late = story
-        .lines()
-        .iter()
-        .skip(returned_at + 1)
-        .find(|line| line.actor != DISPATCHER && line.actor != "check")
-        .map(|line| (line.actor.clone(), line.note.clone()));
-    if let Some((actor, note)) = late {
+    let late = story.outlived(format!("run returned {} answers", answers.len()));
+    if let Some((who, note)) = late {
         story.fail(None, format!(
-            "the {actor} was still running after run returned (it then logged \"{note}\"): run \
+            "{who} was still running after run returned (it then logged \"{note}\"): run \
              must join the threads it started before it returns"
         ));
     }

@@ -17,7 +17,7 @@ use bughunt_kit::explore::Search;
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
 use bughunt_kit::story::{self, Story, Voice};
-use bughunt_kit::trace::{EventKind, Trace};
+use bughunt_kit::trace::Trace;
 use hunt::*;
 
 /// The story is told as the program speaks: see [`Voice::channels`].
@@ -36,26 +36,12 @@ struct Workload {
     batch: Vec<Request>,
 }
 
-/// How many times the broker's thread yields after `quote_all` returns, so that a pricer it
-/// left running shows itself by logging.
-const OUTLIVE_YIELDS: usize = 20;
-
 fn run_workload(workload: &Workload, story: &Story) {
     let quotes = quote_all(workload.batch.clone(), workload.settings, &log(story));
-    let returned_at = story.len();
-    story.line(BROKER, EventKind::Note, None, format!("quote_all returned {} quotes", quotes.len()));
-    for _ in 0..OUTLIVE_YIELDS {
-        bughunt_kit::thread::yield_now();
-    }
-    let late = story
-        .lines()
-        .iter()
-        .skip(returned_at + 1)
-        .find(|line| line.actor != BROKER && line.actor != "check")
-        .map(|line| (line.actor.clone(), line.note.clone()));
-    if let Some((actor, note)) = late {
+    let late = story.outlived(format!("quote_all returned {} quotes", quotes.len()));
+    if let Some((who, note)) = late {
         story.fail(None, format!(
-            "the {actor} was still running after quote_all returned (it then logged \"{note}\"): \
+            "{who} was still running after quote_all returned (it then logged \"{note}\"): \
              quote_all must join the threads it started before it returns"
         ));
     }

@@ -17,7 +17,7 @@ use bughunt_kit::explore::Search;
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
 use bughunt_kit::story::{self, Story, Voice};
-use bughunt_kit::trace::{EventKind, Trace};
+use bughunt_kit::trace::Trace;
 use hunt::*;
 
 /// The story is told as the program speaks: see [`Voice::channels`].
@@ -36,29 +36,15 @@ struct Workload {
     batch: Vec<Job>,
 }
 
-/// How many times the coordinator's thread yields after `run_pool` returns, so that a worker
-/// it left running shows itself by logging.
-const OUTLIVE_YIELDS: usize = 20;
-
 fn run_workload(workload: &Workload, story: &Story) {
     let outcome = run_pool(workload.batch.clone(), workload.settings, &log(story));
-    let returned_at = story.len();
-    story.line(COORDINATOR, EventKind::Note, None, match &outcome {
+    let late = story.outlived(match &outcome {
         Ok(answers) => format!("run_pool returned Ok with {} answers", answers.len()),
         Err(JobError::EmptyFile { id }) => format!("run_pool returned EmptyFile for job {id}"),
     });
-    for _ in 0..OUTLIVE_YIELDS {
-        bughunt_kit::thread::yield_now();
-    }
-    let late = story
-        .lines()
-        .iter()
-        .skip(returned_at + 1)
-        .find(|line| line.actor != COORDINATOR && line.actor != "check")
-        .map(|line| (line.actor.clone(), line.note.clone()));
-    if let Some((actor, note)) = late {
+    if let Some((who, note)) = late {
         story.fail(None, format!(
-            "{actor} was still running after run_pool returned (it then logged \"{note}\"): \
+            "{who} was still running after run_pool returned (it then logged \"{note}\"): \
              run_pool must join every worker it started before it returns"
         ));
     }
