@@ -461,9 +461,12 @@ fn every_job_done(history: &History, outcome: &Outcome) -> Result<(), String> {
             }
         }
     }
-    // When shutdown is called, the gauge says how many jobs the channel holds: those
-    // accepted and not started (a worker starts a job the moment it takes it). A job that
-    // starts at that very instant may be counted either way.
+    // When shutdown is called, the gauge says how many jobs wait in the channel: those
+    // accepted and not started, but for jobs the pool has taken off the channel for a worker
+    // and not started yet. A pool holds at most one such job per worker (a dispatcher holding
+    // the next job while every worker is busy, or jobs handed over and about to start); more
+    // would be a queue of its own that the gauge does not show. A job that starts at that very
+    // instant may be counted either way.
     let accepted_count = accepted(outcome).len();
     let started_before = |inclusive: bool| {
         outcome
@@ -475,14 +478,19 @@ fn every_job_done(history: &History, outcome: &Outcome) -> Result<(), String> {
             })
             .count()
     };
-    let fewest = accepted_count.saturating_sub(started_before(true));
     let most = accepted_count.saturating_sub(started_before(false));
+    let fewest = accepted_count
+        .saturating_sub(started_before(true))
+        .saturating_sub(history.size);
     if !(fewest..=most).contains(&outcome.waiting_at_shutdown) {
         return Err(format!(
             "when shutdown() was called at {} ms, {accepted_count} job(s) had been submitted and \
-             {} started, so {most} were waiting in the channel; the gauge said {}",
+             {} started, so {most} were waiting; a gauge may leave out the jobs taken off the \
+             channel for a worker and not started yet, at most one per worker ({}), so it had \
+             to say between {fewest} and {most}, and it said {}",
             outcome.shutdown_at_ms,
             started_before(false),
+            history.size,
             outcome.waiting_at_shutdown
         ));
     }
