@@ -62,8 +62,13 @@ where
     /// Checks promise `stage` (counted from 1) over the histories `histories` draws, each
     /// played by `play`; fails the stage with the shortest history that breaks it, told by
     /// its `Display`.
-    pub fn check<S>(&self, ctx: &mut Ctx, stage: usize, histories: S, play: impl Fn(&H, &Trace) -> O)
-    where
+    pub fn check<S>(
+        &self,
+        ctx: &mut Ctx,
+        stage: usize,
+        histories: S,
+        play: impl Fn(&H, &Trace) -> O,
+    ) where
         S: Strategy<Value = H>,
     {
         prop::for_all(
@@ -72,20 +77,30 @@ where
             self.cases,
             histories,
             |history| history.to_string(),
-            |history, trace| judge(self.each, stage, history, &play(history, trace)).map_err(sentence),
+            |history, trace| {
+                judge(self.each, stage, history, &play(history, trace)).map_err(sentence)
+            },
         );
     }
 }
 
 /// Judges promise `stage` (counted from 1) alone: `Ok` on a history that breaks an earlier
 /// promise, which is an earlier stage's to tell.
-pub fn judge<H, O>(promises: &[Promise<H, O>], stage: usize, history: &H, outcome: &O) -> Result<(), String> {
+pub fn judge<H, O>(
+    promises: &[Promise<H, O>],
+    stage: usize,
+    history: &H,
+    outcome: &O,
+) -> Result<(), String> {
     assert!(
         (1..=promises.len()).contains(&stage),
         "stage {stage} of {} promises: stages count from 1",
         promises.len()
     );
-    if promises[..stage - 1].iter().any(|promise| promise(history, outcome).is_err()) {
+    if promises[..stage - 1]
+        .iter()
+        .any(|promise| promise(history, outcome).is_err())
+    {
         return Ok(());
     }
     promises[stage - 1](history, outcome)
@@ -120,8 +135,20 @@ mod tests {
         name: "a counter counts",
         cases: 64,
         each: &[
-            |_, (counted, _)| if *counted < 6 { Ok(()) } else { Err(format!("counted {counted}, past 5")) },
-            |_, (counted, had)| if counted == had { Ok(()) } else { Err(format!("{had} numbers, counted {counted}")) },
+            |_, (counted, _)| {
+                if *counted < 6 {
+                    Ok(())
+                } else {
+                    Err(format!("counted {counted}, past 5"))
+                }
+            },
+            |_, (counted, had)| {
+                if counted == had {
+                    Ok(())
+                } else {
+                    Err(format!("{had} numbers, counted {counted}"))
+                }
+            },
         ],
     };
 
@@ -132,10 +159,18 @@ mod tests {
 
     fn failure(stage: usize) -> String {
         let outcome = std::panic::catch_unwind(|| {
-            COUNTED.check(&mut Ctx::default(), stage, proptest::collection::vec(any::<u8>(), 0..9).prop_map(Numbers), play)
+            COUNTED.check(
+                &mut Ctx::default(),
+                stage,
+                proptest::collection::vec(any::<u8>(), 0..9).prop_map(Numbers),
+                play,
+            )
         });
         let payload = outcome.expect_err("the counter loses numbers");
-        payload.downcast_ref::<String>().cloned().unwrap_or_default()
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A stage passes on histories that break only an earlier promise, and fails on the
@@ -144,12 +179,22 @@ mod tests {
     fn a_stage_speaks_for_its_own_promise() {
         let counted = |n: usize| (n.min(3), n);
         let numbers = |n: usize| Numbers(vec![0; n]);
-        assert_eq!(judge(COUNTED.each, 2, &numbers(7), &(6, 7)), Ok(()), "promise 1 is broken: not stage 2's to say");
-        assert_eq!(judge(COUNTED.each, 2, &numbers(4), &counted(4)), Err("4 numbers, counted 3".to_owned()));
+        assert_eq!(
+            judge(COUNTED.each, 2, &numbers(7), &(6, 7)),
+            Ok(()),
+            "promise 1 is broken: not stage 2's to say"
+        );
+        assert_eq!(
+            judge(COUNTED.each, 2, &numbers(4), &counted(4)),
+            Err("4 numbers, counted 3".to_owned())
+        );
         assert_eq!(judge(COUNTED.each, 1, &numbers(4), &counted(4)), Ok(()));
         let told = failure(2);
         assert!(told.starts_with("4 numbers, counted 3.\n"), "{told}");
-        assert!(told.ends_with("The shortest way I found to break it: 4 numbers"), "the shortest history is told: {told}");
+        assert!(
+            told.ends_with("The shortest way I found to break it: 4 numbers"),
+            "the shortest history is told: {told}"
+        );
     }
 
     #[test]

@@ -145,7 +145,11 @@ fn held(locks: &[&'static str]) -> String {
     if locks.is_empty() {
         "nothing".to_owned()
     } else {
-        locks.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+        locks
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -183,7 +187,11 @@ struct State {
 impl State {
     /// Who holds `lock` now.
     fn holders(&self, lock: &str) -> Vec<String> {
-        self.holds.iter().filter(|(_, locks)| locks.contains(&lock)).map(|(thread, _)| thread.clone()).collect()
+        self.holds
+            .iter()
+            .filter(|(_, locks)| locks.contains(&lock))
+            .map(|(thread, _)| thread.clone())
+            .collect()
     }
 
     fn holding(&self, thread: &str) -> &[&'static str] {
@@ -192,22 +200,40 @@ impl State {
 
     /// What `thread` waits for, who could end the wait, and how that one is named in a
     /// drawn cycle ("held by", "from").
-    fn blocked_on(&self, thread: &str, item: &str) -> Option<(String, Option<String>, &'static str)> {
+    fn blocked_on(
+        &self,
+        thread: &str,
+        item: &str,
+    ) -> Option<(String, Option<String>, &'static str)> {
         if let Some(lock) = self.waits.get(thread) {
-            return Some((format!("`{lock}`"), self.holders(lock).into_iter().next(), "held by"));
+            return Some((
+                format!("`{lock}`"),
+                self.holders(lock).into_iter().next(),
+                "held by",
+            ));
         }
         let (channel, number) = self.sending.get(thread)?;
-        Some((format!("room on `{channel}` for {item} {number}"), self.receivers.get(channel).cloned(), "from"))
+        Some((
+            format!("room on `{channel}` for {item} {number}"),
+            self.receivers.get(channel).cloned(),
+            "from",
+        ))
     }
 
     /// The sentence a deadlock report must contain for `thread`, if it waits.
     fn waiter_part(&self, thread: &str, item: &str) -> Option<String> {
         let holds = held(self.holding(thread));
         if let Some(lock) = self.waits.get(thread) {
-            return Some(format!("{} holds {holds} and waits for `{lock}`", called(thread)));
+            return Some(format!(
+                "{} holds {holds} and waits for `{lock}`",
+                called(thread)
+            ));
         }
         let (channel, number) = self.sending.get(thread)?;
-        Some(format!("{} holds {holds} and waits to send {item} {number} on `{channel}`", called(thread)))
+        Some(format!(
+            "{} holds {holds} and waits to send {item} {number} on `{channel}`",
+            called(thread)
+        ))
     }
 }
 
@@ -222,11 +248,16 @@ pub struct Story {
 impl Story {
     /// An empty story, told in `voice`.
     pub fn new(voice: Voice) -> Story {
-        Story { voice, state: Arc::default() }
+        Story {
+            voice,
+            state: Arc::default(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Forgets everything: a new schedule starts.
@@ -252,7 +283,12 @@ impl Story {
         if actor != "check" && !state.actors.iter().any(|known| known == actor) {
             state.actors.push(actor.to_owned());
         }
-        state.lines.push(Line { actor: actor.to_owned(), kind, msg, note });
+        state.lines.push(Line {
+            actor: actor.to_owned(),
+            kind,
+            msg,
+            note,
+        });
     }
 
     /// A line the program logged: drawn as its voice says.
@@ -311,7 +347,11 @@ impl Story {
         let note = {
             let mut state = self.state();
             state.sending.insert(thread.to_owned(), (channel, number));
-            format!("holds {}, waits to send {} {number} on `{channel}`", held(state.holding(thread)), self.voice.item)
+            format!(
+                "holds {}, waits to send {} {number} on `{channel}`",
+                held(state.holding(thread)),
+                self.voice.item
+            )
         };
         self.line(thread, EventKind::Send, None, note);
     }
@@ -320,7 +360,12 @@ impl Story {
     pub fn sent(&self, thread: &str, channel: &'static str, number: u64) {
         let thread = self.thread(thread);
         self.state().sending.remove(thread);
-        self.line(thread, EventKind::Note, None, format!("sent {} {number} on `{channel}`", self.voice.item));
+        self.line(
+            thread,
+            EventKind::Note,
+            None,
+            format!("sent {} {number} on `{channel}`", self.voice.item),
+        );
     }
 
     /// `thread` is about to wait for a message on `channel`: it is the channel's receiver.
@@ -330,7 +375,11 @@ impl Story {
             let mut state = self.state();
             state.receiving.insert(thread.to_owned(), channel);
             state.receivers.insert(channel, thread.to_owned());
-            format!("holds {}, waits for {} on `{channel}`", held(state.holding(thread)), a(self.voice.item))
+            format!(
+                "holds {}, waits for {} on `{channel}`",
+                held(state.holding(thread)),
+                a(self.voice.item)
+            )
         };
         self.line(thread, EventKind::Note, None, note);
     }
@@ -339,7 +388,12 @@ impl Story {
     pub fn received(&self, thread: &str, channel: &'static str, number: u64) {
         let thread = self.thread(thread);
         self.state().receiving.remove(thread);
-        self.line(thread, EventKind::Deliver, None, format!("received {} {number} from `{channel}`", self.voice.item));
+        self.line(
+            thread,
+            EventKind::Deliver,
+            None,
+            format!("received {} {number} from `{channel}`", self.voice.item),
+        );
     }
 
     /// Says, for the checker's main thread, that the call under test has `returned`; lets the
@@ -353,7 +407,9 @@ impl Story {
             crate::thread::yield_now();
         }
         let state = self.state();
-        let late = state.lines[at + 1..].iter().find(|line| line.actor != self.voice.main && line.actor != "check")?;
+        let late = state.lines[at + 1..]
+            .iter()
+            .find(|line| line.actor != self.voice.main && line.actor != "check")?;
         Some((called(&late.actor), late.note.clone()))
     }
 
@@ -374,7 +430,12 @@ impl Story {
 
     /// What `thread` last said.
     pub fn last_of(&self, thread: &str) -> Option<String> {
-        self.state().lines.iter().rev().find(|line| line.actor == thread).map(|line| line.note.clone())
+        self.state()
+            .lines
+            .iter()
+            .rev()
+            .find(|line| line.actor == thread)
+            .map(|line| line.note.clone())
     }
 
     /// What each thread last said ("the reporter holds `stats`"), in the order the threads
@@ -394,7 +455,12 @@ impl Story {
     /// The threads that said they finished, in the order they did.
     pub fn finished(&self) -> Vec<String> {
         let finished = self.voice.finished;
-        self.state().lines.iter().filter(|line| finished(&line.note)).map(|line| line.actor.clone()).collect()
+        self.state()
+            .lines
+            .iter()
+            .filter(|line| finished(&line.note))
+            .map(|line| line.actor.clone())
+            .collect()
     }
 
     /// Records the checks' verdict and fails the schedule with `detail`.
@@ -406,7 +472,9 @@ impl Story {
     /// Draws every line into `trace`.
     pub fn draw_into(&self, trace: &Trace) {
         for line in self.state().lines.iter() {
-            let event = trace.event(line.actor.clone(), line.kind).note(line.note.clone());
+            let event = trace
+                .event(line.actor.clone(), line.kind)
+                .note(line.note.clone());
             match line.msg {
                 Some(msg) => event.msg(msg).record(),
                 None => event.record(),
@@ -437,12 +505,20 @@ impl Story {
                 } else if by.is_empty() {
                     "which nobody holds".to_owned()
                 } else {
-                    format!("held by {}", by.iter().map(|holder| called(holder)).collect::<Vec<_>>().join(" and "))
+                    format!(
+                        "held by {}",
+                        by.iter()
+                            .map(|holder| called(holder))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    )
                 };
                 who.push(format!("{part}, {by}"));
             } else if let Some((channel, _)) = state.sending.get(*thread) {
                 let by = match state.receivers.get(channel) {
-                    Some(receiver) => format!("which only {} makes, by receiving", called(receiver)),
+                    Some(receiver) => {
+                        format!("which only {} makes, by receiving", called(receiver))
+                    }
                     None => "and nobody receives from it".to_owned(),
                 };
                 who.push(format!("{part}, which is full: it needs room, {by}"));
@@ -450,7 +526,11 @@ impl Story {
         }
         for (thread, channel) in &state.receiving {
             if !waiting.contains(&thread) {
-                who.push(format!("{} waits for {} on `{channel}`", called(thread), a(item)));
+                who.push(format!(
+                    "{} waits for {} on `{channel}`",
+                    called(thread),
+                    a(item)
+                ));
             }
         }
         // Follow "waits for something only X can give" from the first waiting thread until a
@@ -459,9 +539,12 @@ impl Story {
         let mut cycle = None;
         for _ in 0..=waiting.len() {
             let at = path.last().expect("the path starts with a thread").clone();
-            let Some((_, Some(next), _)) = state.blocked_on(&at, item) else { break };
+            let Some((_, Some(next), _)) = state.blocked_on(&at, item) else {
+                break;
+            };
             if let Some(start) = path.iter().position(|thread| *thread == next) {
-                let ring: Vec<&String> = path[start..].iter().chain(std::iter::once(&next)).collect();
+                let ring: Vec<&String> =
+                    path[start..].iter().chain(std::iter::once(&next)).collect();
                 let arrows: Vec<String> = ring
                     .windows(2)
                     .map(|pair| {
@@ -478,16 +561,23 @@ impl Story {
             Some(cycle) => format!(": a cycle, {cycle}"),
             None => String::new(),
         };
-        Some(format!("deadlock: {}{drawn}. Nothing else will ever happen in this run", who.join("; ")))
+        Some(format!(
+            "deadlock: {}{drawn}. Nothing else will ever happen in this run",
+            who.join("; ")
+        ))
     }
 
     /// Whether `told` names every waiting thread, what it holds and what it waits for.
     pub fn names_every_waiter(&self, told: &str) -> Result<(), String> {
         let state = self.state();
         for thread in state.waits.keys().chain(state.sending.keys()) {
-            let Some(part) = state.waiter_part(thread, self.voice.item) else { continue };
+            let Some(part) = state.waiter_part(thread, self.voice.item) else {
+                continue;
+            };
             if !told.contains(&part) {
-                return Err(format!("the deadlock report \"{told}\" does not say \"{part}\""));
+                return Err(format!(
+                    "the deadlock report \"{told}\" does not say \"{part}\""
+                ));
             }
         }
         Ok(())
@@ -500,11 +590,17 @@ impl Story {
         for thread in blocked {
             match self.last_of(thread) {
                 Some(what) => {
-                    trace.event(thread.clone(), EventKind::Stall).note(format!("stopped here: {what}")).record();
+                    trace
+                        .event(thread.clone(), EventKind::Stall)
+                        .note(format!("stopped here: {what}"))
+                        .record();
                     stopped.push(format!("{} {what}", called(thread)));
                 }
                 None => {
-                    trace.event(thread.clone(), EventKind::Stall).note("stopped (it logged nothing)").record();
+                    trace
+                        .event(thread.clone(), EventKind::Stall)
+                        .note("stopped (it logged nothing)")
+                        .record();
                     stopped.push(format!("{thread} is blocked (it logged nothing)"));
                 }
             }
@@ -543,16 +639,24 @@ impl Story {
             }
             let state = self.state();
             for thread in state.waits.keys().chain(state.sending.keys()) {
-                let (what, _, _) = state.blocked_on(thread, self.voice.item).unwrap_or_default();
+                let (what, _, _) = state
+                    .blocked_on(thread, self.voice.item)
+                    .unwrap_or_default();
                 trace
                     .event(thread.clone(), EventKind::Stall)
-                    .note(format!("stopped here: holds {}, waits for {what}", held(state.holding(thread))))
+                    .note(format!(
+                        "stopped here: holds {}, waits for {what}",
+                        held(state.holding(thread))
+                    ))
                     .record();
             }
             return told;
         }
         if text.contains("max_steps") {
-            trace.event(self.voice.main, EventKind::Stall).note("no progress").record();
+            trace
+                .event(self.voice.main, EventKind::Stall)
+                .note("no progress")
+                .record();
             return format!(
                 "a schedule ran {STEPS_MAX} steps without finishing, although every thread that \
                  yields let the others run first: some thread keeps trying something that can \
@@ -577,7 +681,11 @@ pub fn blocked_threads(text: &str, main: &str) -> Vec<String> {
         .filter(|item| !item.trim().is_empty())
         .map(|item| {
             let name = item.split(" (task").next().unwrap_or(item).trim();
-            let task = item.split("(task ").nth(1).unwrap_or("").trim_end_matches(')');
+            let task = item
+                .split("(task ")
+                .nth(1)
+                .unwrap_or("")
+                .trim_end_matches(')');
             match name {
                 "main-thread" => main.to_owned(),
                 "<unknown>" => format!("an unnamed thread (task {task})"),
@@ -629,7 +737,10 @@ pub fn search_schedules(
 mod tests {
     use super::*;
 
-    const VOICE: Voice = Voice { item: "job", ..Voice::new("main") };
+    const VOICE: Voice = Voice {
+        item: "job",
+        ..Voice::new("main")
+    };
 
     /// A two-lock cycle is told with both threads, what each holds and waits for, and drawn.
     #[test]
@@ -669,7 +780,10 @@ mod tests {
     /// A cycle through a full channel names the receiver that could make room.
     #[test]
     fn a_lock_and_channel_cycle_names_the_receiver() {
-        let story = Story::new(Voice { item: "event", ..Voice::new("publisher") });
+        let story = Story::new(Voice {
+            item: "event",
+            ..Voice::new("publisher")
+        });
         story.waits_to_receive("handler", "events");
         story.waits("main-thread", "registry");
         story.holds("main-thread", "registry");
@@ -691,14 +805,24 @@ mod tests {
     /// Lines name their message, a thread's name or none; the checks' verdict is no thread.
     #[test]
     fn lines_are_about_the_message_they_name() {
-        let story = Story::new(Voice { thread_item: |thread| thread.strip_prefix("job-")?.parse().ok(), ..VOICE });
+        let story = Story::new(Voice {
+            thread_item: |thread| thread.strip_prefix("job-")?.parse().ok(),
+            ..VOICE
+        });
         story.said("w1", "completes job 104");
         story.said("job-105", "indexes");
         story.said("reporter", "reports");
         story.line("check", EventKind::Lost, None, "job 7 was lost");
         let msgs: Vec<Option<u64>> = story.lines().iter().map(|line| line.msg).collect();
         assert_eq!(msgs, [Some(104), Some(105), None, Some(7)]);
-        assert_eq!(story.last_lines(), ["w1 completes job 104", "job-105 indexes", "the reporter reports"]);
+        assert_eq!(
+            story.last_lines(),
+            [
+                "w1 completes job 104",
+                "job-105 indexes",
+                "the reporter reports"
+            ]
+        );
         assert_eq!(number_after("a job 12, then", "job"), Some(12));
         assert_eq!(called("job-101"), "job-101");
         assert_eq!(called("coordinator"), "the coordinator");
@@ -708,7 +832,10 @@ mod tests {
     #[test]
     fn blocked_tasks_are_read_in_the_programs_names() {
         let text = "deadlock! blocked tasks: [main-thread (task 0), w1 (task 1), <unknown> (task 2, detached)]";
-        assert_eq!(blocked_threads(text, "broker"), ["broker", "w1", "an unnamed thread (task 2, detached)"]);
+        assert_eq!(
+            blocked_threads(text, "broker"),
+            ["broker", "w1", "an unnamed thread (task 2, detached)"]
+        );
     }
 
     /// Under shuttle, a real lock-order inversion fails the search, and the failure is told
@@ -719,31 +846,41 @@ mod tests {
         use crate::sync::{Arc, Mutex};
         use crate::thread;
         let trace = Trace::new();
-        let outcome = search_schedules(VOICE, Search::Random { seed: 7, schedules: 200 }, &trace, |story| {
-            let locks = Arc::new((Mutex::new(()), Mutex::new(())));
-            let take = |story: &Story, first: (&'static str, &Mutex<()>), second: (&'static str, &Mutex<()>)| {
-                let me = thread::current().name().unwrap_or("main-thread").to_owned();
-                story.waits(&me, first.0);
-                let one = first.1.lock().unwrap();
-                story.holds(&me, first.0);
-                story.waits(&me, second.0);
-                let two = second.1.lock().unwrap();
-                story.holds(&me, second.0);
-                drop(two);
-                story.releases(&me, second.0);
-                drop(one);
-                story.releases(&me, first.0);
-            };
-            let other = {
-                let (locks, story) = (locks.clone(), story.clone());
-                thread::Builder::new()
-                    .name("reporter".into())
-                    .spawn(move || take(&story, ("stats", &locks.1), ("queue", &locks.0)))
-                    .unwrap()
-            };
-            take(story, ("queue", &locks.0), ("stats", &locks.1));
-            other.join().unwrap();
-        });
+        let outcome = search_schedules(
+            VOICE,
+            Search::Random {
+                seed: 7,
+                schedules: 200,
+            },
+            &trace,
+            |story| {
+                let locks = Arc::new((Mutex::new(()), Mutex::new(())));
+                let take = |story: &Story,
+                            first: (&'static str, &Mutex<()>),
+                            second: (&'static str, &Mutex<()>)| {
+                    let me = thread::current().name().unwrap_or("main-thread").to_owned();
+                    story.waits(&me, first.0);
+                    let one = first.1.lock().unwrap();
+                    story.holds(&me, first.0);
+                    story.waits(&me, second.0);
+                    let two = second.1.lock().unwrap();
+                    story.holds(&me, second.0);
+                    drop(two);
+                    story.releases(&me, second.0);
+                    drop(one);
+                    story.releases(&me, first.0);
+                };
+                let other = {
+                    let (locks, story) = (locks.clone(), story.clone());
+                    thread::Builder::new()
+                        .name("reporter".into())
+                        .spawn(move || take(&story, ("stats", &locks.1), ("queue", &locks.0)))
+                        .unwrap()
+                };
+                take(story, ("queue", &locks.0), ("stats", &locks.1));
+                other.join().unwrap();
+            },
+        );
         let told = outcome.expect_err("a lock-order inversion deadlocks under some schedule");
         for part in [
             "the main holds `queue` and waits for `stats`, held by the reporter",
@@ -752,7 +889,10 @@ mod tests {
         ] {
             assert!(told.contains(part), "\"{told}\" does not say \"{part}\"");
         }
-        assert!(trace.count(EventKind::Stall) >= 2, "each blocked thread is drawn where it stopped");
+        assert!(
+            trace.count(EventKind::Stall) >= 2,
+            "each blocked thread is drawn where it stopped"
+        );
     }
 
     /// A thread the call under test left running is caught saying something after the call
@@ -761,17 +901,28 @@ mod tests {
     #[test]
     fn a_thread_left_running_is_caught() {
         let trace = Trace::new();
-        let outcome = search_schedules(Voice::channels("broker"), Search::Random { seed: 3, schedules: 50 }, &trace, |story| {
-            let pricer = story.clone();
-            crate::thread::Builder::new()
-                .name("pricer".into())
-                .spawn(move || pricer.said("pricer", "prices job 101"))
-                .unwrap();
-            if let Some((who, note)) = story.outlived("quote_all returned") {
-                story.fail(None, format!("{who} was still running: it said \"{note}\""));
-            }
-        });
+        let outcome = search_schedules(
+            Voice::channels("broker"),
+            Search::Random {
+                seed: 3,
+                schedules: 50,
+            },
+            &trace,
+            |story| {
+                let pricer = story.clone();
+                crate::thread::Builder::new()
+                    .name("pricer".into())
+                    .spawn(move || pricer.said("pricer", "prices job 101"))
+                    .unwrap();
+                if let Some((who, note)) = story.outlived("quote_all returned") {
+                    story.fail(None, format!("{who} was still running: it said \"{note}\""));
+                }
+            },
+        );
         let told = outcome.expect_err("some schedule runs the pricer after quote_all returned");
-        assert!(told.starts_with("the pricer was still running: it said \"prices job 101\""), "{told}");
+        assert!(
+            told.starts_with("the pricer was still running: it said \"prices job 101\""),
+            "{told}"
+        );
     }
 }
