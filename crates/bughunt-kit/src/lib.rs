@@ -40,6 +40,7 @@ pub mod demo;
 pub mod disk;
 pub mod explore;
 pub mod fault;
+pub mod history;
 pub mod invariant;
 pub mod ledger;
 #[cfg(feature = "tokio")]
@@ -51,6 +52,7 @@ pub mod report;
 pub mod sink;
 #[cfg(all(feature = "shuttle", not(feature = "loom")))]
 pub mod steps;
+pub mod story;
 pub mod sync;
 pub mod trace;
 

@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::{Sink, Work};
@@ -430,53 +431,16 @@ fn every_item_accounted(history: &History, outcome: &Outcome) -> Result<(), Stri
     Ok(())
 }
 
-/// A stage speaks for its own promise only: see the worked examples.
-fn judge(history: &History, outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 3] = [
-        &|| returns_within_bound(history, outcome),
-        &|| no_task_left(outcome),
-        &|| every_item_accounted(history, outcome),
-    ];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
-        }
-    }
-    promises[stage - 1]()
-}
-
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "a cancelled exporter stops in time and accounts for every item";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "a cancelled exporter stops in time and accounts for every item",
+    cases: CASES,
+    each: &[returns_within_bound, |_, outcome| no_task_left(outcome), every_item_accounted],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace), stage).map_err(sentence),
-    );
-}
-
-fn returns_within_bound_stage(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn no_task_left_stage(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn every_item_accounted_stage(ctx: &mut Ctx) {
-    property(ctx, 3);
+    PROMISES.check(ctx, stage, histories(), play);
 }
 
 #[test]
@@ -492,7 +456,7 @@ fn checks() {
                          between items, or waiting on the downstream? At which of those places \
                          does your code notice the cancel, and at which does it only notice \
                          once the wait is over?",
-                run: returns_within_bound_stage,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "no-task-left",
@@ -500,7 +464,7 @@ fn checks() {
                 mentor: "Close! run() returns in time now, but something it started was still \
                          running after it did. Work handed to a task nobody waits for goes on \
                          behind the caller's back: what did your cancel path leave running?",
-                run: no_task_left_stage,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "every-item-accounted",
@@ -511,7 +475,7 @@ fn checks() {
                          were in the batch, or in hand, when the cancel came, and where did \
                          each one end up? (Until the cancel, each item is sent in order, as \
                          soon as the exporter is free.)",
-                run: every_item_accounted_stage,
+                run: |ctx| property(ctx, 3),
             },
         ],
     );

@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::{Sink, Work};
@@ -480,60 +481,16 @@ fn stops_at_cancel(history: &History, outcome: &Outcome) -> Result<(), String> {
     ))
 }
 
-/// A stage speaks for its own promise only: on a history that breaks an earlier promise it
-/// has nothing to say, so the shortest history it reports breaks its own promise and no
-/// earlier one, and its mentor's words fit the run.
-fn judge(history: &History, outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 4] = [
-        &|| stopped_returns(history, outcome),
-        &|| no_task_left(outcome),
-        &|| every_message_accounted(history, outcome),
-        &|| stops_at_cancel(history, outcome),
-    ];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
-        }
-    }
-    promises[stage - 1]()
-}
-
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "a cancelled consumer stops every task it started";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "a cancelled consumer stops every task it started",
+    cases: CASES,
+    each: &[stopped_returns, |_, outcome| no_task_left(outcome), every_message_accounted, stops_at_cancel],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace), stage).map_err(sentence),
-    );
-}
-
-fn stopped_returns_stage(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn no_task_left_stage(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn every_message_accounted_stage(ctx: &mut Ctx) {
-    property(ctx, 3);
-}
-
-fn stops_at_cancel_stage(ctx: &mut Ctx) {
-    property(ctx, 4);
+    PROMISES.check(ctx, stage, histories(), play);
 }
 
 #[test]
@@ -549,7 +506,7 @@ fn checks() {
                          task you spawn listen to, and is it connected to the service's? And \
                          where does each task wait (for a message, for a tick): does that wait \
                          end when the token is cancelled, or only when something else happens?",
-                run: stopped_returns_stage,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "no-task-left",
@@ -558,7 +515,7 @@ fn checks() {
                          alive after it did. What does stopped() wait for before it returns, \
                          and does that cover every task the consumer started? A deadline that \
                          gives up leaves the tasks running behind the caller's back.",
-                run: no_task_left_stage,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "every-message-accounted",
@@ -568,7 +525,7 @@ fn checks() {
                          halfway, who will ever finish it? Stop between messages, never in the \
                          middle of one. (Until the cancel, each fetcher takes its messages in \
                          order as soon as it is free, and the heartbeat keeps beating.)",
-                run: every_message_accounted_stage,
+                run: |ctx| property(ctx, 3),
             },
             Stage {
                 id: "stops-at-cancel",
@@ -577,7 +534,7 @@ fn checks() {
                          service had cancelled. The service may call stopped() much later, or \
                          never: does each task hear the cancel itself, the moment it comes, or \
                          does it find out only when it next looks, or when stopped() tells it?",
-                run: stops_at_cancel_stage,
+                run: |ctx| property(ctx, 4),
             },
         ],
     );

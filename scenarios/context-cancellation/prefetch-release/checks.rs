@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::{Sink, Work};
@@ -564,52 +565,16 @@ fn every_delivery_settled(history: &History, outcome: &Outcome) -> Result<(), St
     Ok(())
 }
 
-fn judge(history: &History, outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 3] = [
-        &|| stops_after_the_message_in_hand(history, outcome),
-        &|| no_task_left(outcome),
-        &|| every_delivery_settled(history, outcome),
-    ];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
-        }
-    }
-    promises[stage - 1]()
-}
-
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "a cancelled consumer settles every message it was leased";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "a cancelled consumer settles every message it was leased",
+    cases: CASES,
+    each: &[stops_after_the_message_in_hand, |_, outcome| no_task_left(outcome), every_delivery_settled],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace), stage).map_err(sentence),
-    );
-}
-
-fn stops_stage(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn no_task_left_stage(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn settled_stage(ctx: &mut Ctx) {
-    property(ctx, 3);
+    PROMISES.check(ctx, stage, histories(), play);
 }
 
 #[test]
@@ -624,7 +589,7 @@ fn checks() {
                          message, or returned late. Where does your loop look at the token: \
                          only while it waits for a delivery, or also before it takes the next \
                          message from its own buffer?",
-                run: stops_stage,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "no-task-left",
@@ -632,7 +597,7 @@ fn checks() {
                 mentor: "Close! run() returns in time, but something it started was still \
                          running after it did. What did your cancel path hand to a task nobody \
                          waits for?",
-                run: no_task_left_stage,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "every-delivery-settled",
@@ -643,7 +608,7 @@ fn checks() {
                          can be when the cancel comes (in hand, in your buffer, still in the \
                          delivery channel). Did each one get the right word, and did the broker \
                          hear it before the session closed?",
-                run: settled_stage,
+                run: |ctx| property(ctx, 3),
             },
         ],
     );

@@ -9,222 +9,38 @@
 //! own words. What each thread saw when it left the barrier is in `Outcome::seen`: the
 //! checks assert it, not only that the program ended. Never a wall-clock timeout.
 
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex as StdMutex;
-
 use bughunt_kit::check::{run_stages, Ctx, Stage};
-use bughunt_kit::explore::{explore, Explored, Search};
+use bughunt_kit::explore::Search;
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
+use bughunt_kit::story::{self, called, Story, Voice};
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
-/// One line of the story of the schedule being explored.
-struct Line {
-    actor: String,
-    kind: EventKind,
-    msg: Option<u64>,
-    note: String,
-}
-
-/// The story of the schedule being explored, in the order things happened. A std mutex, not
-/// the checker's: recording must add no thread switches of its own, and it is never held
-/// across one.
-#[derive(Clone, Default)]
-struct Story {
-    lines: std::sync::Arc<StdMutex<Vec<Line>>>,
-}
-
-impl Story {
-    fn lines(&self) -> std::sync::MutexGuard<'_, Vec<Line>> {
-        self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn restart(&self) {
-        self.lines().clear();
-    }
-
-    fn line(&self, actor: &str, kind: EventKind, msg: Option<u64>, note: impl Into<String>) {
-        self.lines().push(Line { actor: actor.to_owned(), kind, msg, note: note.into() });
-    }
-
-    /// The program's log, written into this story.
-    fn log(&self) -> Log {
-        let story = self.clone();
-        Log::new(move |thread, what| {
-            let kind = if what.contains("waits") {
-                EventKind::Stall
-            } else if what.starts_with("revokes") {
-                EventKind::Ack
-            } else if what.starts_with("left") {
-                EventKind::Deliver
-            } else {
-                EventKind::Note
-            };
-            story.line(thread, kind, None, what);
-        })
-    }
-
-    /// What each thread last said, in the order the threads first spoke.
-    fn last_lines(&self) -> Vec<String> {
-        let lines = self.lines();
-        let mut actors: Vec<&str> = Vec::new();
-        for line in lines.iter() {
-            if line.actor != "check" && !actors.contains(&line.actor.as_str()) {
-                actors.push(&line.actor);
-            }
-        }
-        actors
-            .iter()
-            .filter_map(|actor| {
-                let last = lines.iter().rev().find(|line| line.actor == *actor)?;
-                Some(format!("{} {}", called(actor), last.note))
-            })
-            .collect()
-    }
-
-    /// What `actor` last said it was doing.
-    fn last_of(&self, actor: &str) -> Option<String> {
-        self.lines().iter().rev().find(|line| line.actor == actor).map(|line| line.note.clone())
-    }
-
-    /// The threads that said they were done or stopped, in the order they did.
-    fn finished(&self) -> Vec<String> {
-        self.lines()
-            .iter()
-            .filter(|line| line.note.starts_with("left"))
-            .map(|line| line.actor.clone())
-            .collect()
-    }
-
-    /// Records the verdict and fails the schedule with `detail`.
-    fn fail(&self, msg: Option<u64>, detail: String) -> ! {
-        self.line("check", EventKind::Lost, msg, detail.clone());
-        panic!("{detail}");
-    }
-
-    fn draw_into(&self, trace: &Trace) {
-        for line in self.lines().iter() {
-            let event = trace.event(line.actor.clone(), line.kind).note(line.note.clone());
-            match line.msg {
-                Some(msg) => event.msg(msg).record(),
-                None => event.record(),
-            }
-        }
-    }
-}
-
-/// A thread as a sentence names it: "the coordinator", but "w1".
-fn called(thread: &str) -> String {
-    let numbered = thread.len() > 1 && thread[1..].chars().all(|c| c.is_ascii_digit());
-    if numbered || thread.starts_with("an unnamed") {
-        thread.to_owned()
-    } else {
-        format!("the {thread}")
-    }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::new()
-    }
-}
-
-/// The threads shuttle names in "deadlock! blocked tasks: [a (task 0), b (task 1, detached)]".
-fn blocked_threads(text: &str) -> Vec<String> {
-    let Some(start) = text.find("blocked tasks: [") else {
-        return Vec::new();
-    };
-    let list = &text[start + "blocked tasks: [".len()..];
-    let list = &list[..list.rfind(']').unwrap_or(list.len())];
-    list.split("), ")
-        .filter(|item| !item.trim().is_empty())
-        .map(|item| {
-            let name = item.split(" (task").next().unwrap_or(item).trim();
-            let task = item.split("(task ").nth(1).unwrap_or("").trim_end_matches(')');
-            match name {
-                "main-thread" => COORDINATOR.to_owned(),
-                "<unknown>" => format!("an unnamed thread (task {task})"),
-                name => name.to_owned(),
-            }
-        })
-        .collect()
-}
-
-/// Runs `test` under the schedules of `search`. On a failure, draws the failing schedule into
-/// `trace` and returns what went wrong, in words.
-fn search_schedules(
-    search: Search,
-    trace: &Trace,
-    test: impl Fn(&Story) + Send + Sync + 'static,
-) -> Result<Explored, String> {
-    let story = Story::default();
-    let explored = story.clone();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        explore(search, move || {
-            explored.restart();
-            test(&explored);
-        })
-    }));
-    // A replay string cannot replay a generated batch: the batch, the search and its seed
-    // can, and the check repeats them on every run.
-    bughunt_kit::explore::take_replay();
-    let payload = match outcome {
-        Ok(explored) => return Ok(explored),
-        Err(payload) => payload,
-    };
-    story.draw_into(trace);
-    let text = panic_text(payload.as_ref());
-    if text.contains("deadlock") {
-        let mut stopped = Vec::new();
-        for thread in blocked_threads(&text) {
-            match story.last_of(&thread) {
-                Some(what) => {
-                    trace.event(thread.clone(), EventKind::Stall).note(format!("stopped here: {what}")).record();
-                    stopped.push(format!("{} {what}", called(&thread)));
-                }
-                None => {
-                    trace.event(thread.clone(), EventKind::Stall).note("stopped (it logged nothing)").record();
-                    stopped.push(format!("{thread} is blocked (it logged nothing)"));
-                }
-            }
-        }
-        let finished = story.finished();
-        let gone = if finished.is_empty() {
-            String::new()
+/// Lines are about no one message; a thread that says "left…" has left the barrier.
+const VOICE: Voice = Voice {
+    item: "",
+    kind: |what| {
+        if what.contains("waits") {
+            EventKind::Stall
+        } else if what.starts_with("revokes") {
+            EventKind::Ack
+        } else if what.starts_with("left") {
+            EventKind::Deliver
         } else {
-            format!(" ({} had already left the barrier)", finished.join(", "))
-        };
-        return Err(match stopped.as_slice() {
-            [] => "deadlock: every thread still running is blocked, and none can wake another".to_owned(),
-            [only] => format!(
-                "deadlock: {only}, and no other thread is left that could ever do its half{gone}. \
-                 Nothing else will ever happen in this run"
-            ),
-            _ => format!(
-                "deadlock: every thread still running is blocked, each waiting for another: {}{gone}. \
-                 Nothing else will ever happen in this run",
-                stopped.join("; ")
-            ),
-        });
-    }
-    if text.contains("max_steps") {
-        trace.event(COORDINATOR, EventKind::Stall).note("no progress").record();
-        return Err(format!(
-            "a schedule ran {} steps without finishing, although every thread that yields let \
-             the others run first: some thread keeps trying something that can never succeed \
-             (a poll loop whose partner is not there). What each thread said last: {}",
-            bughunt_kit::explore::STEPS_MAX,
-            story.last_lines().join("; ")
-        ));
-    }
-    Err(text)
-}
+            EventKind::Note
+        }
+    },
+    finished: |what| what.starts_with("left"),
+    finished_as: "had already left the barrier",
+    ..Voice::channels(COORDINATOR)
+};
 
+/// The program's log, written into `story`.
+fn log(story: &Story) -> Log {
+    let story = story.clone();
+    Log::new(move |thread, what| story.said(thread, what))
+}
 
 /// A plan to run: the consumers' revokes and the generation the group is in.
 #[derive(Clone, Debug)]
@@ -244,7 +60,7 @@ enum Promise {
 
 /// Runs `plan` through `rebalance` and checks what it returned.
 fn run_plan(plan: &Plan, promise: Promise, story: &Story) {
-    let outcome = rebalance(&plan.revokes, plan.generation, &story.log());
+    let outcome = rebalance(&plan.revokes, plan.generation, &log(story));
     let consumers = plan.revokes.len();
     story.line(COORDINATOR, EventKind::Note, None, format!("rebalance returned {:?}", outcome.result));
     let failed: Vec<String> = (0..consumers)
@@ -349,9 +165,8 @@ fn tell(plan: &Plan) -> String {
 fn plan_holds(promise: Promise) -> impl Fn(&Plan, &Trace) -> Result<(), String> {
     move |plan, trace| {
         let plan = plan.clone();
-        search_schedules(SEARCH, trace, move |story| run_plan(&plan, promise, story))
+        story::search_schedules(VOICE, SEARCH, trace, move |story| run_plan(&plan, promise, story))
             .map(|_| ())
-            .map_err(|detail| format!("{detail} (found by {})", SEARCH.describe()))
     }
 }
 

@@ -11,13 +11,19 @@
 //! Requests come and work ends on even milliseconds and shutdown is called on an odd one,
 //! so no request ends at the very instant of the deadline: whether it could have finished in
 //! time is always clear.
+//!
+//! What the server keeps is measured, not guessed: the test binary's allocator notes every
+//! allocation `accept` makes and forgets it when it is freed, wherever that happens, so the
+//! last stage sees the handlers a server holds on to after they have finished.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::{Sink, Work};
@@ -36,6 +42,80 @@ const FIRST_ID: u64 = 101;
 const CASES: u32 = 40;
 /// How often monitoring reads `in_flight()`.
 const SAMPLE_EVERY_MS: u64 = 250;
+
+/// The most allocations made by `accept` that are followed until freed; any more are counted
+/// as kept for good.
+const FOLLOWED_MAX: usize = 1_024;
+
+thread_local! {
+    /// True while `accept` runs on this thread.
+    static IN_ACCEPT: Cell<bool> = const { Cell::new(false) };
+    /// Allocations `accept` made that are still live: (address, bytes); address 0 is a free slot.
+    static FOLLOWED: RefCell<[(usize, usize); FOLLOWED_MAX]> = const { RefCell::new([(0, 0); FOLLOWED_MAX]) };
+    /// Bytes `accept` allocated past `FOLLOWED_MAX` live allocations.
+    static UNFOLLOWED: Cell<usize> = const { Cell::new(0) };
+    /// Bytes `accept` allocated in all, freed or not.
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// std's allocator, noting what `accept` allocates (the histories run on one thread: the
+/// runtime is a current-thread one). It never allocates itself.
+struct Following;
+
+#[global_allocator]
+static FOLLOWING: Following = Following;
+
+// SAFETY: every call is std's allocator's with the same arguments; the notes beside it touch
+// only thread-locals that need no allocation and are never borrowed across a call.
+unsafe impl GlobalAlloc for Following {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let at = unsafe { System.alloc(layout) };
+        if !at.is_null() && IN_ACCEPT.try_with(Cell::get).unwrap_or(false) {
+            let _ = ALLOCATED.try_with(|all| all.set(all.get() + layout.size()));
+            let kept = FOLLOWED.try_with(|followed| {
+                let mut followed = followed.borrow_mut();
+                let slot = followed.iter_mut().find(|(address, _)| *address == 0);
+                slot.map(|slot| *slot = (at as usize, layout.size())).is_some()
+            });
+            if kept != Ok(true) {
+                let _ = UNFOLLOWED.try_with(|bytes| bytes.set(bytes.get() + layout.size()));
+            }
+        }
+        at
+    }
+
+    unsafe fn dealloc(&self, at: *mut u8, layout: Layout) {
+        let _ = FOLLOWED.try_with(|followed| {
+            if let Ok(mut followed) = followed.try_borrow_mut() {
+                if let Some(slot) = followed.iter_mut().find(|(address, _)| *address == at as usize) {
+                    *slot = (0, 0);
+                }
+            }
+        });
+        unsafe { System.dealloc(at, layout) }
+    }
+}
+
+/// Forgets what earlier histories' accepts allocated.
+fn follow_afresh() {
+    FOLLOWED.with(|followed| *followed.borrow_mut() = [(0, 0); FOLLOWED_MAX]);
+    UNFOLLOWED.with(|bytes| bytes.set(0));
+}
+
+/// Bytes allocated by `accept` and not freed since.
+fn kept_by_accept() -> usize {
+    FOLLOWED.with(|followed| followed.borrow().iter().map(|(_, bytes)| bytes).sum::<usize>())
+        + UNFOLLOWED.with(Cell::get)
+}
+
+/// Calls `accept`, noting what it allocates; returns its answer and the bytes it allocated.
+fn accept_followed(server: &Server, request: Request) -> (Result<(), Request>, usize) {
+    let before = ALLOCATED.with(Cell::get);
+    IN_ACCEPT.with(|inside| inside.set(true));
+    let answer = server.accept(request);
+    IN_ACCEPT.with(|inside| inside.set(false));
+    (answer, ALLOCATED.with(Cell::get) - before)
+}
 
 #[derive(Clone, Copy, Debug)]
 struct RequestPlan {
@@ -150,9 +230,15 @@ struct Outcome {
     works: Vec<Work>,
     /// What `in_flight()` said, read by monitoring now and then: (when, what).
     samples: Vec<(u64, Vec<u64>)>,
+    /// Right after each request accepted before shutdown: (when, which, bytes allocated by
+    /// every accept so far and still kept).
+    kept: Vec<(u64, u64, usize)>,
+    /// The most bytes one accept allocated: what a request costs the server while it runs.
+    request_bytes: usize,
 }
 
-/// `watch`: monitoring reads `in_flight()` now and then (only the last stage looks).
+/// `watch`: monitoring reads `in_flight()` now and then (only the stage on what it lists
+/// looks; the last stage is a server nobody monitors).
 fn play(history: &History, trace: &Trace, watch: bool) -> Outcome {
     let requests = history.requests();
     paused::block_on(async {
@@ -166,11 +252,19 @@ fn play(history: &History, trace: &Trace, watch: bool) -> Outcome {
         .with_actor("handlers");
         let server = Server::new(sink.clone());
         let accepts = RefCell::new(BTreeMap::new());
+        let kept = RefCell::new(Vec::new());
+        let request_bytes = Cell::new(0);
+        follow_afresh();
         let listener = async {
             for (id, at_ms, _) in &requests {
                 sleep_until(start + Duration::from_millis(*at_ms)).await;
                 trace.set_time_ms(*at_ms);
-                let accepted = server.accept(Request { id: *id }).is_ok();
+                let (answer, bytes) = accept_followed(&server, Request { id: *id });
+                let accepted = answer.is_ok();
+                if accepted && *at_ms < history.shutdown_at_ms {
+                    request_bytes.set(request_bytes.get().max(bytes));
+                    kept.borrow_mut().push((*at_ms, *id, kept_by_accept()));
+                }
                 let event = trace
                     .event("listener", EventKind::Send)
                     .to("server")
@@ -293,6 +387,8 @@ fn play(history: &History, trace: &Trace, watch: bool) -> Outcome {
             in_sink_then,
             samples: samples.into_inner(),
             works,
+            kept: kept.into_inner(),
+            request_bytes: request_bytes.get(),
         }
     })
 }
@@ -532,57 +628,52 @@ fn listed_while_handled(outcome: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-/// A stage speaks for its own promise only. On a history that breaks an earlier promise it
-/// has nothing to say: every stage draws the same histories, and the earlier stage passed on
-/// all of them, so the shortest history a stage reports breaks its own promise and no
-/// earlier one, and its mentor's words fit the run.
-fn judge(history: &History, outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 3] = [
-        &|| by_the_deadline(history, outcome),
-        &|| nothing_left_running(history, outcome),
-        &|| every_request_accounted(history, outcome),
-    ];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
+/// Promise 4: a handler that has finished is let go as requests come, not only when someone
+/// reads `in_flight()`: before shutdown, what the server keeps from its accepts is at most
+/// one request's worth for each request still being handled, and one more.
+fn finished_let_go(outcome: &Outcome) -> Result<(), String> {
+    for &(at_ms, id, kept) in &outcome.kept {
+        let accepted: Vec<u64> = outcome
+            .accepts
+            .iter()
+            .filter(|(_, accepted)| matches!(accepted, Accepted::Yes { at_ms: then } if *then <= at_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        // Work that ends at this very instant may not have ended yet when accept runs.
+        let finished: Vec<u64> = accepted
+            .iter()
+            .copied()
+            .filter(|id| outcome.works.iter().any(|work| work.job == *id && work.finished_ms.is_some_and(|end| end < at_ms)))
+            .collect();
+        let running = accepted.len() - finished.len();
+        let bound = (running + 1) * outcome.request_bytes;
+        if kept > bound {
+            return Err(format!(
+                "when m{id} was accepted at {at_ms} ms, {} request(s) had finished ({}) and {running} \
+                 were being handled, and the server still kept {kept} bytes of what accept() had \
+                 allocated: more than {} requests' worth ({} bytes each, the most one accept \
+                 took). Nobody read in_flight() in this history, and nothing let the finished \
+                 handlers go: a server nobody monitors would keep every handler it ever ran",
+                finished.len(),
+                names(&finished),
+                running + 1,
+                outcome.request_bytes
+            ));
         }
     }
-    promises[stage - 1]()
+    Ok(())
 }
 
-/// Ends a failure message as a sentence: the kit goes on with the shortest history.
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "a server's shutdown keeps its promises";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "a server's shutdown keeps its promises",
+    cases: CASES,
+    each: &[by_the_deadline, nothing_left_running, every_request_accounted, |_, outcome| finished_let_go(outcome)],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(history, &play(history, trace, stage >= 3), stage).map_err(sentence),
-    );
-}
-
-fn shutdown_meets_its_deadline(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn no_task_left(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn every_request_accounted_stage(ctx: &mut Ctx) {
-    property(ctx, 3);
+    PROMISES.check(ctx, stage, histories(), |history, trace| play(history, trace, stage == 3));
 }
 
 #[test]
@@ -597,7 +688,7 @@ fn checks() {
                          waiting for when the deadline passed? A deadline bounds a wait only if \
                          it is one instant for the whole drain, and something stops what is \
                          still running when it comes.",
-                run: shutdown_meets_its_deadline,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "no-task-left",
@@ -607,7 +698,7 @@ fn checks() {
                          how? Could a handler start without being in that set, or after you \
                          took it? A task you spawned and dropped the handle of is not stopped, \
                          only forgotten.",
-                run: no_task_left,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "every-request-accounted",
@@ -621,7 +712,18 @@ fn checks() {
                          take anything after shutdown was called? (Monitoring reads \
                          `in_flight` meanwhile: it must list the requests being handled, and \
                          only those.)",
-                run: every_request_accounted_stage,
+                run: |ctx| property(ctx, 3),
+            },
+            Stage {
+                id: "finished-handlers-let-go",
+                title: "A finished handler is let go as requests come, with nobody monitoring",
+                mentor: "Nearly there! Everything adds up, but the server keeps what its \
+                         finished handlers left behind. A `JoinSet` keeps every task that has \
+                         ended, with its output, until something joins it. Which code of yours \
+                         joins the finished ones while the server runs, and does it run when \
+                         nobody reads `in_flight()`? A server that only tidies up when it is \
+                         watched grows with every request it serves.",
+                run: |ctx| property(ctx, 4),
             },
         ],
     );

@@ -172,6 +172,11 @@ impl Server {
         //~ state.in_flight.insert(request.id);
         //~ // The server's JoinSet owns the task: shutdown can wait for it and stop it.
         //~ state.handlers.spawn(handle(self.sink.clone(), request));
+        //~ wrong: reap-only-when-read
+        //~ state.in_flight.insert(request.id);
+        //~ // The server's JoinSet owns the task. No need to reap here: in_flight() reaps the
+        //~ // finished handlers every time monitoring reads it.
+        //~ state.handlers.spawn(handle(self.sink.clone(), request));
         //~ alt: done-channel
         //~ state.reap();
         //~ state.in_flight.insert(request.id);

@@ -16,6 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::history::Promises;
 use bughunt_kit::paused;
 use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::sink::Sink;
@@ -549,56 +550,16 @@ fn listed_while_running(outcome: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-/// A stage speaks for its own promise only. On a history that breaks an earlier promise it
-/// has nothing to say: every stage draws the same histories, and the earlier stage passed on
-/// all of them, so the shortest history a stage reports breaks its own promise and no
-/// earlier one, and its mentor's words fit the run.
-fn judge(outcome: &Outcome, stage: usize) -> Result<(), String> {
-    let promises: [&dyn Fn() -> Result<(), String>; 3] =
-        [&|| in_time(outcome), &|| right_answer(outcome), &|| {
-            nothing_left(outcome)
-        }];
-    for promise in promises.iter().take(stage - 1) {
-        if promise().is_err() {
-            return Ok(());
-        }
-    }
-    promises[stage - 1]()
-}
-
-/// Ends a failure message as a sentence: the kit goes on with the shortest history.
-fn sentence(message: String) -> String {
-    if message.ends_with('.') {
-        message
-    } else {
-        message + "."
-    }
-}
-
-/// Every stage draws the same histories (one property name, one seed): see [`judge`].
-const HISTORIES: &str = "calls keep their promises";
+/// Every stage draws the same histories and speaks for its own promise only: see
+/// [`bughunt_kit::history`].
+const PROMISES: Promises<History, Outcome> = Promises {
+    name: "calls keep their promises",
+    cases: CASES,
+    each: &[|_, outcome| in_time(outcome), |_, outcome| right_answer(outcome), |_, outcome| nothing_left(outcome)],
+};
 
 fn property(ctx: &mut Ctx, stage: usize) {
-    prop::for_all(
-        ctx,
-        HISTORIES,
-        CASES,
-        histories(),
-        |history| history.to_string(),
-        |history, trace| judge(&play(history, trace, stage >= 3), stage).map_err(sentence),
-    );
-}
-
-fn calls_return_in_time(ctx: &mut Ctx) {
-    property(ctx, 1);
-}
-
-fn reply_goes_to_its_caller(ctx: &mut Ctx) {
-    property(ctx, 2);
-}
-
-fn nothing_left_behind(ctx: &mut Ctx) {
-    property(ctx, 3);
+    PROMISES.check(ctx, stage, histories(), |history, trace| play(history, trace, stage >= 3));
 }
 
 #[test]
@@ -613,7 +574,7 @@ fn checks() {
                          did that call wait for after its timeout had run out? A timeout bounds \
                          only what is inside it: anything the call awaits after it, or before \
                          it, adds to the caller's wait.",
-                run: calls_return_in_time,
+                run: |ctx| property(ctx, 1),
             },
             Stage {
                 id: "reply-goes-to-its-caller",
@@ -622,7 +583,7 @@ fn checks() {
                          thing. When a call times out, where does its answer go when it comes \
                          late, and who reads it? With several callers at once, can one call \
                          take, or throw away, an answer meant for another?",
-                run: reply_goes_to_its_caller,
+                run: |ctx| property(ctx, 2),
             },
             Stage {
                 id: "nothing-left-behind",
@@ -633,7 +594,7 @@ fn checks() {
                          call off `in_flight` if the code after the `.await` never runs? \
                          (Monitoring reads `in_flight` while calls run, too: it must list each \
                          call in progress, and only those.)",
-                run: nothing_left_behind,
+                run: |ctx| property(ctx, 3),
             },
         ],
     );

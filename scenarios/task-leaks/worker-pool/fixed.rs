@@ -37,6 +37,10 @@ use tokio::time::{interval, MissedTickBehavior};
 //~ use tokio::sync::{mpsc, Mutex};
 //~ use tokio::task::JoinHandle;
 //~ use tokio::time::{interval, MissedTickBehavior};
+//~ alt: dispatcher
+//~ use tokio::sync::{mpsc, oneshot, Mutex};
+//~ use tokio::task::JoinHandle;
+//~ use tokio::time::{interval, MissedTickBehavior};
 //~ end
 
 /// How long a worker waits for a job before it counts an idle tick.
@@ -344,6 +348,20 @@ impl Pool {
         //~     workers,
         //~     receiver,
         //~ }
+        //~ alt: dispatcher
+        //~ // One dispatcher takes the jobs off the channel and hands each to a worker that has
+        //~ // asked for one; it is joined with the workers, first.
+        //~ let (ready, asks) = mpsc::channel(size);
+        //~ let mut workers = vec![tokio::spawn(dispatch(receiver, asks))];
+        //~ workers.extend((1..=size).map(|n| {
+        //~     let sink = sink.with_actor(format!("w{n}"));
+        //~     tokio::spawn(work(ready.clone(), sink, Arc::clone(&idle_ticks)))
+        //~ }));
+        //~ Pool {
+        //~     jobs,
+        //~     gauge,
+        //~     workers,
+        //~ }
         //~ wrong: stop-flag
         //~ let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         //~ let workers = (1..=size)
@@ -640,6 +658,50 @@ async fn work(jobs: SharedJobs, sink: Sink, idle_ticks: Arc<AtomicU64>) {
 //~             },
 //~             _ = idle.tick() => {
 //~                 idle_ticks.fetch_add(1, Ordering::Relaxed);
+//~             }
+//~         }
+//~     }
+//~ }
+//~ alt: dispatcher
+//~ /// The dispatcher: takes each job off the channel and hands it to a worker that has asked
+//~ /// for one, until the channel is closed and empty. Then it drops the workers' asks, and
+//~ /// each worker, told that no job will come, ends.
+//~ async fn dispatch(jobs: SharedJobs, mut asks: mpsc::Receiver<oneshot::Sender<Job>>) {
+//~     while let Some(job) = next(&jobs).await {
+//~         // While every worker is busy, the job waits here, off the channel.
+//~         let Some(worker) = asks.recv().await else { return };
+//~         let _ = worker.send(job);
+//~     }
+//~ }
+//~
+//~ /// One worker: asks the dispatcher for a job, does it, and asks again, until the
+//~ /// dispatcher has ended.
+//~ async fn work(ready: mpsc::Sender<oneshot::Sender<Job>>, sink: Sink, idle_ticks: Arc<AtomicU64>) {
+//~     let mut idle = interval(Duration::from_millis(IDLE_TICK_MS));
+//~     idle.set_missed_tick_behavior(MissedTickBehavior::Delay);
+//~     // The first tick comes a whole period from now, not at once.
+//~     idle.reset();
+//~     loop {
+//~         let (hand, job) = oneshot::channel();
+//~         if ready.send(hand).await.is_err() {
+//~             return;
+//~         }
+//~         tokio::pin!(job);
+//~         loop {
+//~             tokio::select! {
+//~                 biased;
+//~                 job = &mut job => match job {
+//~                     Ok(job) => {
+//~                         sink.process(job.id).await;
+//~                         idle.reset();
+//~                         break;
+//~                     }
+//~                     // The dispatcher has ended: the channel is closed and empty.
+//~                     Err(_) => return,
+//~                 },
+//~                 _ = idle.tick() => {
+//~                     idle_ticks.fetch_add(1, Ordering::Relaxed);
+//~                 }
 //~             }
 //~         }
 //~     }
