@@ -129,11 +129,11 @@ fn chart(out: &mut String, runs: &[(&str, &DemoRun)]) {
     let samples = drawn.iter().map(|(_, s)| s.values.len()).max().unwrap_or(1);
     let per_column = samples.div_ceil(CHART_COLUMNS);
     let bound = match first.bound {
-        Some(bound) => format!(" (the bound is {bound}; red columns pass it)"),
+        Some(bound) => format!("; the bound is {bound} (red: over it)"),
         None => String::new(),
     };
     out.push_str(&format!(
-        "  {} per {}, both runs on one scale{bound}:\n",
+        "  {} per {}, both runs on one scale{bound}\n",
         first.label, first.per
     ));
     let top_label = scale_max.to_string();
@@ -371,4 +371,31 @@ fn counts_table(outcome: &DemoOutcome) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    /// A queue demo draws the depth of both runs under the counts, on one scale: a compact
+    /// block chart whose top row is labelled with the highest sample and whose bottom is 0.
+    #[test]
+    fn queue_depth_is_charted_under_the_counts() {
+        let catalog = Catalog::embedded().unwrap();
+        let template = catalog.template("bounded-queue").unwrap();
+        let outcome = run(template).unwrap();
+        let page = anstream::adapter::strip_str(&text(template, &outcome)).to_string();
+        let counts = page.find("depth over the bound").unwrap();
+        let chart = page.find("queue depth per tick, both runs on one scale").unwrap();
+        assert!(chart > counts, "the chart is under the counts");
+        let lines: Vec<&str> = page[chart..].lines().collect();
+        let top = outcome.broken.series[0].values.iter().max().unwrap();
+        assert!(lines[1].starts_with("    wrong way") && lines[1].contains(&format!("{top} ┤")));
+        assert!(lines[4].contains("0 ┤▇██"), "the wrong way climbs at once: {}", lines[4]);
+        assert!(lines[5].starts_with("    right way"));
+        assert!(lines[8].contains("0 ┤▂"), "the right way stays low: {}", lines[8]);
+        assert!(lines[9].contains("ticks 0–"));
+        assert!(lines.iter().take(10).all(|l| l.chars().count() <= 80));
+    }
 }

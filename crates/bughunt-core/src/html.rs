@@ -67,7 +67,9 @@ h3 { font-size: 1.08em; margin: 0 0 8px; }
 .label { font-weight: 650; letter-spacing: .02em; }
 pre, code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: .92em; }
 pre { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
-  overflow-x: auto; margin: 6px 0 12px; white-space: pre-wrap; }
+  overflow-x: auto; margin: 6px 0 12px; white-space: pre; }
+.stack { display: grid; gap: 12px; }
+pre.prose { white-space: pre-wrap; }
 .pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; }
 .panel { border-radius: 8px; padding: 14px 16px; border: 1px solid var(--line); background: #fff; min-width: 0; }
 .wrong { background: var(--wrong-tint); border-color: #f0b4b4; }
@@ -92,7 +94,7 @@ ol.stages > li.failed { background: var(--wrong-tint); border-color: #f0b4b4; }
 ol.stages > li.passed .mark { color: var(--right); } ol.stages > li.failed .mark { color: var(--wrong); }
 .mark { font-weight: 700; display: inline-block; width: 1.4em; }
 .notrun { color: var(--muted); }
-table.steps { border-collapse: collapse; background: #fff; font-size: .95em; }
+table.steps { border-collapse: collapse; background: #fff; font-size: .95em; margin-bottom: 14px; }
 table.steps th, table.steps td { border: 1px solid var(--line); padding: 4px 10px; vertical-align: top; }
 table.steps th { background: #f0f0f0; }
 table.steps td.n { color: var(--muted); text-align: right; }
@@ -177,7 +179,7 @@ pub fn demo_page(template: &Template, outcome: &DemoOutcome) -> String {
     body.push_str(&paragraph("What's wrong:", &explanation.whats_wrong));
     body.push_str(&paragraph("Lesson:", &explanation.lesson));
 
-    body.push_str("<h2>The run</h2>\n");
+    body.push_str("<h2 id=\"run\">The run</h2>\n");
     let summary = template
         .meta
         .demo
@@ -226,7 +228,7 @@ pub fn demo_page(template: &Template, outcome: &DemoOutcome) -> String {
     .collect();
     if let Some(first) = lines.first() {
         body.push_str(&format!(
-            "<h2>{} over time</h2>\n<div class=\"diagram\">{}</div>\n",
+            "<h2>{} over time</h2>\n<div class=\"diagram\" id=\"over-time\">{}</div>\n",
             escape(&capitalised(&first.series.label)),
             svg::chart(&lines)
         ));
@@ -240,7 +242,7 @@ pub fn demo_page(template: &Template, outcome: &DemoOutcome) -> String {
             escape(other.how.trim())
         ));
     }
-    body.push_str("</ul>\n<div class=\"pair\">\n");
+    body.push_str("</ul>\n<div class=\"stack\">\n");
     for (class, name, flow) in [
         ("wrong", "Flow (buggy)", &explanation.flow_buggy),
         ("right", "Flow (correct)", &explanation.flow_correct),
@@ -252,7 +254,7 @@ pub fn demo_page(template: &Template, outcome: &DemoOutcome) -> String {
     }
     body.push_str("</div>\n<h2>Tradeoff</h2>\n");
     body.push_str(&format!(
-        "<pre>{}</pre>\n",
+        "<pre class=\"prose\">{}</pre>\n",
         escape(explanation.tradeoff.trim_end())
     ));
     body.push_str(&format!(

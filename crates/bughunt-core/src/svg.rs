@@ -21,14 +21,22 @@ const FONT_NOTE: f64 = 16.1;
 const CHAR_PX: i32 = 8;
 /// The height of the actor boxes on top.
 const HEADER_PX: i32 = 34;
-/// The height of one event's row, and the extra for its note.
+/// The height of an arrow's row; of a line of words in a box or band; of a line of a note.
 const ROW_PX: i32 = 34;
+const LINE_PX: i32 = 19;
 const NOTE_PX: i32 = 16;
+/// The room right of the last lifeline, for boxes and notes; the narrowest diagram.
+const SIDE_PX: i32 = 210;
+const WIDTH_MIN_PX: i32 = 420;
+/// The widest a note beside a box makes the diagram, in pixels (it wraps past that).
+const NOTE_ROOM_PX: i32 = 220;
+/// The most characters on one line of a box.
+const BOX_CHARS_MAX: usize = 34;
 /// The narrowest and widest gap between two lifelines.
-const GAP_MIN_PX: i32 = 150;
+const GAP_MIN_PX: i32 = 130;
 const GAP_MAX_PX: i32 = 340;
 /// The most characters of a note drawn (a longer one is cut with an ellipsis).
-const NOTE_CHARS_MAX: usize = 70;
+const NOTE_CHARS_MAX: usize = 160;
 
 pub const INK: RGBColor = RGBColor(34, 34, 34);
 pub const MUTED: RGBColor = RGBColor(102, 102, 102);
@@ -40,7 +48,10 @@ pub const ACTOR_FILL: RGBColor = RGBColor(238, 242, 250);
 pub const ACTOR_LINE: RGBColor = RGBColor(110, 130, 170);
 
 fn text_width(text: &str) -> i32 {
-    text.chars().count() as i32 * CHAR_PX
+    // Capitals are wider than the average letter ("CRASH", "LOST").
+    text.chars()
+        .map(|c| if c.is_uppercase() { CHAR_PX + 3 } else { CHAR_PX })
+        .sum()
 }
 
 fn cut(text: &str, max: usize) -> String {
@@ -74,9 +85,81 @@ fn note_of(event: &Event) -> Option<String> {
     event.note.as_deref().map(|note| cut(note, NOTE_CHARS_MAX))
 }
 
+/// An event's words and its note; a bare note ("holds queue, wants stats") is the words.
+fn words(event: &Event) -> (String, Option<String>) {
+    let label = label(event);
+    match note_of(event) {
+        Some(note) if label.is_empty() => (note, None),
+        note => (label, note),
+    }
+}
+
+/// Breaks text into lines of at most `max` characters, at spaces where it can.
+fn wrap(text: &str, max: usize) -> Vec<String> {
+    let max = max.max(8);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_owned();
+        // A word longer than a line is cut into pieces.
+        while word.chars().count() > max {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            let head: String = word.chars().take(max).collect();
+            word = word.chars().skip(max).collect();
+            lines.push(head);
+        }
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > max {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// How one event is drawn, laid out: its lines of words and its height.
+enum Row {
+    /// A verdict: a red band across the whole diagram.
+    Band { lines: Vec<String> },
+    /// A message from one lifeline to another, its label above, its note under.
+    Arrow {
+        from: usize,
+        to: usize,
+        label: String,
+        note: Vec<String>,
+    },
+    /// What an actor did alone: a box on its lifeline, its note under.
+    Box {
+        at: usize,
+        lines: Vec<String>,
+        note: Vec<String>,
+    },
+}
+
+impl Row {
+    fn height(&self) -> i32 {
+        match self {
+            Row::Band { lines } => 14 + lines.len() as i32 * LINE_PX,
+            Row::Arrow { note, .. } => ROW_PX + note.len() as i32 * NOTE_PX,
+            Row::Box { lines, note, .. } => {
+                14 + lines.len() as i32 * LINE_PX + note.len() as i32 * NOTE_PX
+            }
+        }
+    }
+}
+
 /// Draws events as a sequence diagram: a box and a lifeline per actor, an arrow per message
-/// (red, ending in a cross, when it went wrong), a box on the lifeline for what an actor did
-/// alone (red for a crash or a power cut), and a red band across for each verdict ("LOST m27").
+/// (red when it went wrong, ending in a cross when it never arrived), a box on the lifeline
+/// for what an actor did alone (red, with a cross, for a crash or a power cut), and a red
+/// band across for each verdict ("LOST m27"). Long words wrap, so the picture keeps a
+/// readable size wherever it is shown.
 pub fn sequence(events: &[Event]) -> String {
     let actors = actors(events);
     if actors.is_empty() && events.is_empty() {
@@ -89,45 +172,94 @@ pub fn sequence(events: &[Event]) -> String {
         .max()
         .unwrap_or(0);
     let name_max = actors.iter().map(|a| text_width(a)).max().unwrap_or(0);
-    let gap = (arrow_label_max + 60)
+    let gap = (arrow_label_max + 40)
         .max(name_max + 30)
         .clamp(GAP_MIN_PX, GAP_MAX_PX);
-    let left = (name_max / 2 + 24).max(70);
+    let left = (name_max / 2 + 24).max(60);
     let column = |index: usize| left + index as i32 * gap;
     let index_of = |name: &str| actors.iter().position(|a| *a == name);
-    // Room on the right for the text beside the last lifeline and for verdict bands.
-    let side_max = events
+    // As wide as the lanes and the boxes beside them need (a box's words wrap at
+    // BOX_CHARS_MAX), up to SIDE_PX right of the last lane; notes and bands wrap to fit.
+    let last_lane = column(actors.len().saturating_sub(1));
+    let boxes_right = events
         .iter()
-        .map(|e| {
-            let own = text_width(&label(e)) + 24;
-            let note = note_of(e).map_or(0, |n| text_width(&n) * 7 / 8);
-            match index_of(&e.actor) {
-                Some(at) if e.to.is_none() => column(at) + own.max(note) + 12,
-                _ if e.actor == VERDICT => {
-                    left - 40 + text_width(&format!("✗ {}: {}", label(e), note_of(e).unwrap_or_default()))
-                        + 30
-                }
-                _ => 0,
-            }
+        .filter(|e| e.actor != VERDICT)
+        .filter(|e| e.to.as_ref().is_none_or(|to| *to == e.actor))
+        .filter_map(|e| {
+            let at = index_of(&e.actor)?;
+            let (label, note) = words(e);
+            let own = text_width(&label).min(BOX_CHARS_MAX as i32 * CHAR_PX);
+            let note = note.map_or(0, |n| (text_width(&n) * 7 / 8).min(NOTE_ROOM_PX));
+            Some(column(at) + 48 + own.max(note))
         })
         .max()
         .unwrap_or(0);
-    let width = (column(actors.len().saturating_sub(1)) + left).max(side_max) as u32;
-    let rows: i32 = events
+    let width = boxes_right
+        .min(last_lane + SIDE_PX)
+        .max(last_lane + (name_max / 2 + 24).max(60))
+        .max(WIDTH_MIN_PX);
+    let fits = |from_x: i32| ((width - from_x - 12) / CHAR_PX).max(10) as usize;
+
+    let rows: Vec<(Row, &Event)> = events
         .iter()
-        .map(|e| ROW_PX + if e.note.is_some() && e.actor != VERDICT { NOTE_PX } else { 0 })
-        .sum();
-    let height = (12 + HEADER_PX + 14 + rows + 16) as u32;
+        .filter_map(|event| {
+            let (label, note) = words(event);
+            if event.actor == VERDICT {
+                let text = match note {
+                    Some(note) => format!("✗ {label}: {note}"),
+                    None => format!("✗ {label}"),
+                };
+                return Some((
+                    Row::Band {
+                        lines: wrap(&text, fits(24)),
+                    },
+                    event,
+                ));
+            }
+            let from = index_of(&event.actor)?;
+            let target = event
+                .to
+                .as_deref()
+                .and_then(index_of)
+                .filter(|to| *to != from);
+            let row = match target {
+                Some(to) => Row::Arrow {
+                    from,
+                    to,
+                    label,
+                    note: note
+                        .map(|n| wrap(&n, fits(column(from.min(to)) + 6) * 8 / 7))
+                        .unwrap_or_default(),
+                },
+                None => {
+                    let x = column(from);
+                    Row::Box {
+                        at: from,
+                        lines: wrap(&label, fits(x + 12).min(BOX_CHARS_MAX)),
+                        note: note
+                            .map(|n| wrap(&n, fits(x + 12) * 8 / 7))
+                            .unwrap_or_default(),
+                    }
+                }
+            };
+            Some((row, event))
+        })
+        .collect();
+    let top = 12;
+    let lane_top = top + HEADER_PX;
+    let height = lane_top + 12 + rows.iter().map(|(r, _)| r.height()).sum::<i32>() + 14;
 
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (width as u32, height as u32)).into_drawing_area();
         let draw = |result: Result<(), DrawingAreaErrorKind<std::io::Error>>| {
             result.expect("drawing into a string cannot fail")
         };
-        let top = 12;
-        let lane_top = top + HEADER_PX;
-        let bottom = height as i32 - 8;
+        let text = |words: &str, at: (i32, i32), size: f64, colour: RGBColor, h: HPos, v: VPos| {
+            Text::new(words.to_owned(), at, style(size, colour, h, v))
+        };
+        let bottom = height - 8;
         for (index, name) in actors.iter().enumerate() {
             let x = column(index);
             let half = (text_width(name) / 2 + 14).max(36);
@@ -143,52 +275,45 @@ pub fn sequence(events: &[Event]) -> String {
                 [(x - half, top), (x + half, lane_top)],
                 ACTOR_LINE.stroke_width(1),
             )));
-            draw(root.draw(&Text::new(
-                name.to_string(),
+            draw(root.draw(&text(
+                name,
                 (x, top + HEADER_PX / 2),
-                style(FONT, INK, HPos::Center, VPos::Center).clone(),
+                FONT,
+                INK,
+                HPos::Center,
+                VPos::Center,
             )));
         }
 
-        let mut y = lane_top + 14;
-        for event in events {
+        let mut y = lane_top + 12;
+        for (row, event) in &rows {
             let bad = is_bad(event);
             let ink = if bad { WRONG } else { INK };
-            let note = note_of(event);
-            if event.actor == VERDICT {
-                let mut text = format!("✗ {}", label(event));
-                if let Some(note) = &note {
-                    text.push_str(": ");
-                    text.push_str(note);
+            match row {
+                Row::Band { lines } => {
+                    let corners = [(8, y + 2), (width - 8, y + row.height() - 4)];
+                    draw(root.draw(&Rectangle::new(corners, WRONG_TINT.filled())));
+                    draw(root.draw(&Rectangle::new(corners, WRONG.stroke_width(1))));
+                    for (index, line) in lines.iter().enumerate() {
+                        let line_y = y + 8 + index as i32 * LINE_PX;
+                        draw(root.draw(&text(
+                            line,
+                            (18, line_y),
+                            FONT,
+                            WRONG,
+                            HPos::Left,
+                            VPos::Top,
+                        )));
+                    }
                 }
-                draw(root.draw(&Rectangle::new(
-                    [(8, y + 2), (width as i32 - 8, y + ROW_PX - 4)],
-                    WRONG_TINT.filled(),
-                )));
-                draw(root.draw(&Rectangle::new(
-                    [(8, y + 2), (width as i32 - 8, y + ROW_PX - 4)],
-                    WRONG.stroke_width(1),
-                )));
-                draw(root.draw(&Text::new(
-                    text,
-                    (16, y + ROW_PX / 2 - 1),
-                    style(FONT, WRONG, HPos::Left, VPos::Center).clone(),
-                )));
-                y += ROW_PX;
-                continue;
-            }
-            let Some(from) = index_of(&event.actor) else {
-                continue;
-            };
-            let target = event
-                .to
-                .as_deref()
-                .and_then(index_of)
-                .filter(|to| *to != from);
-            let line_y = y + ROW_PX - 8;
-            match target {
-                Some(to) => {
-                    let (x0, x1) = (column(from), column(to));
+                Row::Arrow {
+                    from,
+                    to,
+                    label,
+                    note,
+                } => {
+                    let (x0, x1) = (column(*from), column(*to));
+                    let line_y = y + ROW_PX - 8;
                     let direction = if x1 > x0 { 1 } else { -1 };
                     let stroke = if bad { 2 } else { 1 };
                     draw(root.draw(&PathElement::new(
@@ -213,59 +338,72 @@ pub fn sequence(events: &[Event]) -> String {
                             ink.filled(),
                         )));
                     }
-                    let middle = (x0 + x1) / 2;
-                    draw(root.draw(&Text::new(
-                        label(event),
-                        (middle, line_y - 3),
-                        style(FONT, ink, HPos::Center, VPos::Bottom).clone(),
+                    draw(root.draw(&text(
+                        label,
+                        ((x0 + x1) / 2, line_y - 3),
+                        FONT,
+                        ink,
+                        HPos::Center,
+                        VPos::Bottom,
                     )));
-                    if let Some(note) = note {
-                        draw(root.draw(&Text::new(
-                            note,
-                            (x0.min(x1) + 6, line_y + 3),
-                            style(FONT_NOTE, MUTED, HPos::Left, VPos::Top).clone(),
+                    for (index, line) in note.iter().enumerate() {
+                        draw(root.draw(&text(
+                            line,
+                            (x0.min(x1) + 6, line_y + 3 + index as i32 * NOTE_PX),
+                            FONT_NOTE,
+                            MUTED,
+                            HPos::Left,
+                            VPos::Top,
                         )));
                     }
                 }
-                None => {
-                    let x = column(from);
-                    let text = label(event);
-                    let box_right = x + 10 + text_width(&text) + 12;
+                Row::Box { at, lines, note } => {
+                    let crossed = matches!(event.kind, EventKind::Crash | EventKind::PowerCut);
+                    // A crash's cross sits on the lifeline; its box starts beside the cross.
+                    let x = column(*at) + if crossed { 10 } else { 0 };
+                    let longest = lines.iter().map(|l| text_width(l)).max().unwrap_or(0);
+                    let corners = [
+                        (x + 4, y + 4),
+                        (x + 20 + longest, y + 10 + lines.len() as i32 * LINE_PX),
+                    ];
                     let (fill, edge) = if bad {
                         (WRONG_TINT, WRONG)
                     } else {
                         (RGBColor(250, 250, 250), LANE)
                     };
-                    draw(root.draw(&Rectangle::new(
-                        [(x + 4, y + 6), (box_right, y + ROW_PX - 2)],
-                        fill.filled(),
-                    )));
-                    draw(root.draw(&Rectangle::new(
-                        [(x + 4, y + 6), (box_right, y + ROW_PX - 2)],
-                        edge.stroke_width(1),
-                    )));
-                    if matches!(event.kind, EventKind::Crash | EventKind::PowerCut) {
+                    draw(root.draw(&Rectangle::new(corners, fill.filled())));
+                    draw(root.draw(&Rectangle::new(corners, edge.stroke_width(1))));
+                    if crossed {
                         draw(root.draw(&Cross::new(
-                            (x, y + ROW_PX / 2 + 2),
+                            (column(*at), y + 7 + LINE_PX / 2),
                             7,
                             WRONG.stroke_width(3),
                         )));
                     }
-                    draw(root.draw(&Text::new(
-                        text,
-                        (x + 12, y + ROW_PX / 2 + 2),
-                        style(FONT, ink, HPos::Left, VPos::Center).clone(),
-                    )));
-                    if let Some(note) = note {
-                        draw(root.draw(&Text::new(
-                            note,
-                            (x + 12, y + ROW_PX + 1),
-                            style(FONT_NOTE, MUTED, HPos::Left, VPos::Top).clone(),
+                    for (index, line) in lines.iter().enumerate() {
+                        draw(root.draw(&text(
+                            line,
+                            (x + 12, y + 7 + index as i32 * LINE_PX),
+                            FONT,
+                            ink,
+                            HPos::Left,
+                            VPos::Top,
+                        )));
+                    }
+                    let note_top = corners[1].1 + 2;
+                    for (index, line) in note.iter().enumerate() {
+                        draw(root.draw(&text(
+                            line,
+                            (x + 12, note_top + index as i32 * NOTE_PX),
+                            FONT_NOTE,
+                            MUTED,
+                            HPos::Left,
+                            VPos::Top,
                         )));
                     }
                 }
             }
-            y += ROW_PX + if event.note.is_some() { NOTE_PX } else { 0 };
+            y += row.height();
         }
         draw(root.present());
     }
@@ -424,7 +562,7 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains(">\nproducer\n") && svg.contains(">\nc&lt;2&gt;\n"), "{svg}");
         assert!(svg.contains("send m27") && svg.contains("deliver m27"));
-        assert!(svg.contains("before ack &amp; &quot;commit&quot;"));
+        assert!(svg.contains("before ack") && svg.contains("&amp;") && svg.contains("&quot;commit&quot;"));
         assert!(svg.contains("✗ LOST m27: m27 was sent"));
         assert!(svg.contains("#C81E1E"), "the wrong colour is used");
         assert_eq!(svg, sequence(&lost()));

@@ -219,8 +219,8 @@ struct Seen {
 
 /// Loads a page, waits for its load event, and collects what went wrong: console errors,
 /// uncaught exceptions, logged errors, requests for anything but the page itself, SVGs
-/// that did not render.
-fn visit(browser: &mut Browser, page: &Path) -> Seen {
+/// that did not render. The screenshot is of the window, or of the `whole` page.
+fn visit(browser: &mut Browser, page: &Path, whole: bool) -> Seen {
     let url = format!("file://{}", page.display());
     browser.events.clear();
     browser.call("Page.navigate", json!({"url": url}));
@@ -231,10 +231,13 @@ fn visit(browser: &mut Browser, page: &Path) -> Seen {
     )["result"]["value"]
         .as_u64()
         .unwrap();
-    let screenshot = browser.call(
-        "Page.captureScreenshot",
-        json!({"format": "png", "captureBeyondViewport": false}),
-    )["data"]
+    let mut capture = json!({"format": "png", "captureBeyondViewport": false});
+    if whole {
+        let size = browser.call("Page.getLayoutMetrics", json!({}))["cssContentSize"].clone();
+        capture = json!({"format": "png", "captureBeyondViewport": true,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}});
+    }
+    let screenshot = browser.call("Page.captureScreenshot", capture)["data"]
         .as_str()
         .map(|data| base64::engine::general_purpose::STANDARD.decode(data).unwrap())
         .unwrap();
@@ -269,6 +272,28 @@ fn visit(browser: &mut Browser, page: &Path) -> Seen {
         problems,
         screenshot,
     }
+}
+
+/// The README's picture: the open page from "The run" to the depth chart, at 3/4 scale.
+fn write_picture(browser: &mut Browser) {
+    let expression = "(() => { const top = document.getElementById('run').getBoundingClientRect().top + scrollY - 12; \
+        const bottom = document.getElementById('over-time').getBoundingClientRect().bottom + scrollY + 12; \
+        return [top, bottom - top]; })()";
+    let span = browser.call(
+        "Runtime.evaluate",
+        json!({"expression": expression, "returnByValue": true}),
+    )["result"]["value"]
+        .clone();
+    let clip = json!({"x": 0, "y": span[0], "width": VIEWPORT.0, "height": span[1], "scale": 0.75});
+    let data = browser.call(
+        "Page.captureScreenshot",
+        json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
+    )["data"]
+        .as_str()
+        .map(|data| base64::engine::general_purpose::STANDARD.decode(data).unwrap())
+        .unwrap();
+    let picture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/demo-page.png");
+    std::fs::write(&picture, &data).unwrap();
 }
 
 /// Every `<svg>…</svg>` in a page's text.
@@ -483,7 +508,7 @@ fn every_page_renders_in_a_browser() {
     };
     let mut browser = Browser::launch(&program);
     for (name, page) in &pages {
-        let seen = visit(&mut browser, page);
+        let seen = visit(&mut browser, page, false);
         assert!(
             seen.problems.is_empty(),
             "{name}: {}",
@@ -491,12 +516,88 @@ fn every_page_renders_in_a_browser() {
         );
         assert_not_blank(name, &seen.screenshot);
         if let Some(dir) = std::env::var_os("BUGHUNT_SCREENSHOTS") {
-            std::fs::write(Path::new(&dir).join(format!("{name}.png")), &seen.screenshot)
+            // For looking at the pages whole: `BUGHUNT_SCREENSHOTS=DIR`.
+            let whole = visit(&mut browser, page, true);
+            std::fs::write(Path::new(&dir).join(format!("{name}.png")), &whole.screenshot)
                 .unwrap();
         }
         if name == "bounded-queue" && std::env::var_os("BUGHUNT_WRITE_PICTURE").is_some() {
-            let picture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/demo-page.png");
-            std::fs::write(&picture, &seen.screenshot).unwrap();
+            write_picture(&mut browser);
         }
     }
+
+    // The checks above can fail: a page that logs an error, throws, fetches something and
+    // paints nothing is caught on every count.
+    let bad = dir.path().join("bad.html");
+    std::fs::write(
+        &bad,
+        "<!DOCTYPE html><html><head><link rel=\"icon\" href=\"data:,\"></head><body>\
+         <img src=\"http://127.0.0.1:9/x.png\">\
+         <script>console.error('drawn wrong'); throw new Error('uncaught');</script>\
+         </body></html>",
+    )
+    .unwrap();
+    let seen = visit(&mut browser, &bad, false);
+    let problems = seen.problems.join("\n");
+    for expected in [
+        "console error",
+        "uncaught exception",
+        "a network request for http://127.0.0.1:9/x.png",
+    ] {
+        assert!(problems.contains(expected), "not seen: {expected} in {problems}");
+    }
+    let blank = std::panic::catch_unwind(|| assert_not_blank("bad", &seen.screenshot));
+    assert!(blank.is_err(), "a blank page passed as a picture");
+}
+
+/// Outside a hunt home, a demo page goes to `bughunt-pages/` in the temporary folder, and
+/// its path is the one line printed.
+#[test]
+fn demo_page_goes_to_the_temporary_folder_outside_a_home() {
+    let temporary = tempfile::tempdir().unwrap();
+    let output = bughunt()
+        .args(["demo", "message-loss", "--format", "html"])
+        .current_dir(temporary.path())
+        .env("TMPDIR", temporary.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let expected = temporary
+        .path()
+        .join("bughunt-pages/demo-visibility-timeout.html");
+    assert_eq!(printed, format!("{}\n", expected.display()));
+    assert!(std::fs::read_to_string(&expected)
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+}
+
+/// When nothing can open the page, the page is still written and one line says where it is.
+#[test]
+fn open_without_a_browser_says_where_the_page_is() {
+    let temporary = tempfile::tempdir().unwrap();
+    let page = temporary.path().join("page.html");
+    let output = bughunt()
+        .args(["demo", "message-loss", "--format", "html", "--open", "--output"])
+        .arg(&page)
+        .env("BROWSER", temporary.path().join("no-such-browser"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("bughunt: the page is written but could not be opened; open "));
+    assert!(stderr.contains(&page.display().to_string()));
+    assert!(page.is_file());
+}
+
+/// `--output` and `--open` belong to the HTML page; with another format they are refused.
+#[test]
+fn output_without_html_is_refused() {
+    let output = bughunt()
+        .args(["demo", "message-loss", "--output", "x.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--format html"));
 }
