@@ -313,8 +313,21 @@ fn run_page(template: &Template, outcome: &DemoOutcome) -> String {
 
     out.push_str(&counts_table(outcome));
     out.push('\n');
-    if outcome.broken.series.iter().chain(&outcome.fixed.series).next().is_some() {
-        chart(&mut out, &[("wrong way", &outcome.broken), ("right way", &outcome.fixed)]);
+    if outcome
+        .broken
+        .series
+        .iter()
+        .chain(&outcome.fixed.series)
+        .next()
+        .is_some()
+    {
+        chart(
+            &mut out,
+            &[
+                ("wrong way", &outcome.broken),
+                ("right way", &outcome.fixed),
+            ],
+        );
         out.push('\n');
     }
     for (name, run) in [
@@ -387,14 +400,24 @@ mod tests {
         let outcome = run(template).unwrap();
         let page = anstream::adapter::strip_str(&text(template, &outcome)).to_string();
         let counts = page.find("depth over the bound").unwrap();
-        let chart = page.find("queue depth per tick, both runs on one scale").unwrap();
+        let chart = page
+            .find("queue depth per tick, both runs on one scale")
+            .unwrap();
         assert!(chart > counts, "the chart is under the counts");
         let lines: Vec<&str> = page[chart..].lines().collect();
         let top = outcome.broken.series[0].values.iter().max().unwrap();
         assert!(lines[1].starts_with("    wrong way") && lines[1].contains(&format!("{top} ┤")));
-        assert!(lines[4].contains("0 ┤▇██"), "the wrong way climbs at once: {}", lines[4]);
+        assert!(
+            lines[4].contains("0 ┤▇██"),
+            "the wrong way climbs at once: {}",
+            lines[4]
+        );
         assert!(lines[5].starts_with("    right way"));
-        assert!(lines[8].contains("0 ┤▂"), "the right way stays low: {}", lines[8]);
+        assert!(
+            lines[8].contains("0 ┤▂"),
+            "the right way stays low: {}",
+            lines[8]
+        );
         assert!(lines[9].contains("ticks 0–"));
         assert!(lines.iter().take(10).all(|l| l.chars().count() <= 80));
     }

@@ -434,10 +434,7 @@ mod tests {
     /// Everything that can hold markup is escaped.
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            escape("<b>&\"'</b>"),
-            "&lt;b&gt;&amp;&quot;&#39;&lt;/b&gt;"
-        );
+        assert_eq!(escape("<b>&\"'</b>"), "&lt;b&gt;&amp;&quot;&#39;&lt;/b&gt;");
     }
 
     /// Steps become lanes: a column per thread, the thread's line in its column, the last
@@ -458,7 +455,10 @@ mod tests {
         assert!(table.contains("<th>worker</th><th>reporter</th>"));
         assert!(table.contains("src/lib.rs:30"));
         assert!(table.contains("// &lt;-"));
-        let last = table.lines().find(|l| l.contains("class=\"last\"")).unwrap();
+        let last = table
+            .lines()
+            .find(|l| l.contains("class=\"last\""))
+            .unwrap();
         assert!(last.contains("src/lib.rs:13 · where it broke"));
         assert!(last.contains("<td class=\"ran\">") && last.ends_with("<td></td></tr>"));
     }

@@ -50,7 +50,13 @@ pub const ACTOR_LINE: RGBColor = RGBColor(110, 130, 170);
 fn text_width(text: &str) -> i32 {
     // Capitals are wider than the average letter ("CRASH", "LOST").
     text.chars()
-        .map(|c| if c.is_uppercase() { CHAR_PX + 3 } else { CHAR_PX })
+        .map(|c| {
+            if c.is_uppercase() {
+                CHAR_PX + 3
+            } else {
+                CHAR_PX
+            }
+        })
         .sum()
 }
 
@@ -444,8 +450,8 @@ pub fn chart(lines: &[ChartLine<'_>]) -> String {
     let y_max = top + top / 10 + 1;
     let mut svg = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut svg, (CHART_WIDTH_PX, CHART_HEIGHT_PX)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH_PX, CHART_HEIGHT_PX))
+            .into_drawing_area();
         let fail = |error: &dyn std::fmt::Debug| -> ! {
             panic!("drawing a chart into a string cannot fail: {error:?}")
         };
@@ -460,7 +466,7 @@ pub fn chart(lines: &[ChartLine<'_>]) -> String {
             .light_line_style(RGBColor(240, 240, 240))
             .bold_line_style(RGBColor(220, 220, 220))
             .axis_style(MUTED)
-            .x_desc(format!("{} (one sample per {})", first.series.per, first.series.per))
+            .x_desc(first.series.per.clone())
             .y_desc(first.series.label.clone())
             .label_style(("sans-serif", 16.0).into_font().color(&INK))
             .axis_desc_style(("sans-serif", 17.0).into_font().color(&INK))
@@ -509,7 +515,9 @@ pub fn chart(lines: &[ChartLine<'_>]) -> String {
                 ))
                 .unwrap_or_else(|e| fail(&e))
                 .label(line.name.to_owned())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                });
         }
         chart
             .configure_series_labels()
@@ -560,9 +568,16 @@ mod tests {
     fn sequence_diagram() {
         let svg = sequence(&lost());
         assert!(svg.starts_with("<svg"), "{svg}");
-        assert!(svg.contains(">\nproducer\n") && svg.contains(">\nc&lt;2&gt;\n"), "{svg}");
+        assert!(
+            svg.contains(">\nproducer\n") && svg.contains(">\nc&lt;2&gt;\n"),
+            "{svg}"
+        );
         assert!(svg.contains("send m27") && svg.contains("deliver m27"));
-        assert!(svg.contains("before ack") && svg.contains("&amp;") && svg.contains("&quot;commit&quot;"));
+        assert!(
+            svg.contains("before ack")
+                && svg.contains("&amp;")
+                && svg.contains("&quot;commit&quot;")
+        );
         assert!(svg.contains("✗ LOST m27: m27 was sent"));
         assert!(svg.contains("#C81E1E"), "the wrong colour is used");
         assert_eq!(svg, sequence(&lost()));

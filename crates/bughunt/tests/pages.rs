@@ -239,7 +239,11 @@ fn visit(browser: &mut Browser, page: &Path, whole: bool) -> Seen {
     }
     let screenshot = browser.call("Page.captureScreenshot", capture)["data"]
         .as_str()
-        .map(|data| base64::engine::general_purpose::STANDARD.decode(data).unwrap())
+        .map(|data| {
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap()
+        })
         .unwrap();
     let mut problems = Vec::new();
     for event in &browser.events {
@@ -290,7 +294,11 @@ fn write_picture(browser: &mut Browser) {
         json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
     )["data"]
         .as_str()
-        .map(|data| base64::engine::general_purpose::STANDARD.decode(data).unwrap())
+        .map(|data| {
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap()
+        })
         .unwrap();
     let picture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/demo-page.png");
     std::fs::write(&picture, &data).unwrap();
@@ -399,14 +407,22 @@ fn failing_check_page(dir: &Path) -> PathBuf {
     };
     let mut failing = stage("schedules", "every schedule <ends>", Status::Failed);
     failing.detail = Some("deadlock after 4 steps in schedule 7 of 31".into());
-    failing.location = Some(dir.join("hunts/01/tests/checks.rs:40").display().to_string());
+    failing.location = Some(
+        dir.join("hunts/01/tests/checks.rs:40")
+            .display()
+            .to_string(),
+    );
     failing.replay = Some("shuttle check_dfs, 31 schedules".into());
     failing.trace = trace.events();
     failing.steps = vec![
         step("worker", 21, "let queue = self.queue.lock().unwrap();"),
         step("reporter", 34, "let stats = self.stats.lock().unwrap();"),
         step("worker", 22, "let mut stats = self.stats.lock().unwrap();"),
-        step("reporter", 35, "let queue = self.queue.lock().unwrap(); // <waits>"),
+        step(
+            "reporter",
+            35,
+            "let queue = self.queue.lock().unwrap(); // <waits>",
+        ),
     ];
     let report = CheckReport {
         format: bughunt_kit::report::REPORT_FORMAT,
@@ -518,8 +534,11 @@ fn every_page_renders_in_a_browser() {
         if let Some(dir) = std::env::var_os("BUGHUNT_SCREENSHOTS") {
             // For looking at the pages whole: `BUGHUNT_SCREENSHOTS=DIR`.
             let whole = visit(&mut browser, page, true);
-            std::fs::write(Path::new(&dir).join(format!("{name}.png")), &whole.screenshot)
-                .unwrap();
+            std::fs::write(
+                Path::new(&dir).join(format!("{name}.png")),
+                &whole.screenshot,
+            )
+            .unwrap();
         }
         if name == "bounded-queue" && std::env::var_os("BUGHUNT_WRITE_PICTURE").is_some() {
             write_picture(&mut browser);
@@ -544,7 +563,10 @@ fn every_page_renders_in_a_browser() {
         "uncaught exception",
         "a network request for http://127.0.0.1:9/x.png",
     ] {
-        assert!(problems.contains(expected), "not seen: {expected} in {problems}");
+        assert!(
+            problems.contains(expected),
+            "not seen: {expected} in {problems}"
+        );
     }
     let blank = std::panic::catch_unwind(|| assert_not_blank("bad", &seen.screenshot));
     assert!(blank.is_err(), "a blank page passed as a picture");
@@ -578,7 +600,14 @@ fn open_without_a_browser_says_where_the_page_is() {
     let temporary = tempfile::tempdir().unwrap();
     let page = temporary.path().join("page.html");
     let output = bughunt()
-        .args(["demo", "message-loss", "--format", "html", "--open", "--output"])
+        .args([
+            "demo",
+            "message-loss",
+            "--format",
+            "html",
+            "--open",
+            "--output",
+        ])
         .arg(&page)
         .env("BROWSER", temporary.path().join("no-such-browser"))
         .output()

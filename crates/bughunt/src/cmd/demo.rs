@@ -79,9 +79,12 @@ pub fn show_page(path: &Path, open: bool) -> anyhow::Result<()> {
     if !open {
         return Ok(());
     }
-    let browser = std::env::var("BROWSER")
-        .ok()
-        .and_then(|list| list.split(':').map(str::trim).find(|b| !b.is_empty()).map(str::to_owned));
+    let browser = std::env::var("BROWSER").ok().and_then(|list| {
+        list.split(':')
+            .map(str::trim)
+            .find(|b| !b.is_empty())
+            .map(str::to_owned)
+    });
     let opened = match &browser {
         Some(browser) => std::process::Command::new(browser)
             .arg(&path)
@@ -93,5 +96,10 @@ pub fn show_page(path: &Path, open: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot run $BROWSER ({browser})")),
         None => open::that_detached(&path).context("no browser or opener found (set $BROWSER)"),
     };
-    opened.with_context(|| format!("the page is written but could not be opened; open {} yourself", path.display()))
+    opened.with_context(|| {
+        format!(
+            "the page is written but could not be opened; open {} yourself",
+            path.display()
+        )
+    })
 }
