@@ -16,10 +16,10 @@ use crate::text::{heading, paragraph, BAD, GOOD, STRONG};
 const TAIL_EVENTS: usize = 14;
 /// How many events a drawing from a bookmark shows.
 const EXCERPT_EVENTS: usize = 24;
-/// The most rows a chart has.
-const CHART_ROWS: usize = 12;
-/// The widest bar of a chart.
-const CHART_COLUMNS: usize = 48;
+/// The rows of a terminal chart of a series (each row is eight levels of block).
+const CHART_ROWS: usize = 4;
+/// The most columns a terminal chart of a series has.
+const CHART_COLUMNS: usize = 60;
 
 /// Both runs of one template's demo.
 #[derive(Debug, Serialize)]
@@ -71,7 +71,7 @@ pub fn run(template: &Template) -> Result<DemoOutcome, NoDemo> {
 
 /// The message whose story is drawn: the first one a violation of the broken run names, else
 /// the one the demo put in focus.
-fn focus(outcome: &DemoOutcome) -> Option<u64> {
+pub(crate) fn focus(outcome: &DemoOutcome) -> Option<u64> {
     outcome
         .broken
         .violations
@@ -82,7 +82,7 @@ fn focus(outcome: &DemoOutcome) -> Option<u64> {
 
 /// What to draw of a run: the focus message's story; else from the demo's bookmark; else the
 /// end of the run.
-fn excerpt(run: &DemoRun, focus: Option<u64>) -> (String, Vec<Event>) {
+pub(crate) fn excerpt(run: &DemoRun, focus: Option<u64>) -> (String, Vec<Event>) {
     if let Some(msg) = focus {
         let story = trace::story(&run.events, msg);
         if !story.is_empty() {
@@ -108,51 +108,86 @@ fn excerpt(run: &DemoRun, focus: Option<u64>) -> (String, Vec<Event>) {
     ("how the run ended".to_owned(), run.events[start..].to_vec())
 }
 
-/// Draws a run's series as horizontal bars, at most [`CHART_ROWS`] rows (each row the
-/// highest value of its share of the samples), with the bound marked.
-fn chart(out: &mut String, run: &DemoRun, scale_max: u64) {
-    for series in &run.series {
-        if series.values.is_empty() {
-            continue;
-        }
-        let per_row = series.values.len().div_ceil(CHART_ROWS);
-        let scale = |value: u64| (value * CHART_COLUMNS as u64).div_ceil(scale_max.max(1)) as usize;
-        let bound_column = series.bound.map(scale);
-        let heading = match series.bound {
-            Some(bound) => format!(
-                "{} per {} (the bound, {bound}, is the ┆ column)",
-                series.label, series.per
-            ),
-            None => format!("{} per {}", series.label, series.per),
-        };
-        out.push_str(&format!("    {heading}\n"));
-        for (row, chunk) in series.values.chunks(per_row).enumerate() {
-            let value = chunk.iter().copied().max().unwrap_or(0);
-            let filled = scale(value);
-            let width = filled.max(bound_column.map_or(0, |b| b + 1));
-            let bar: String = (0..width)
-                .map(
-                    |column| match (column < filled, Some(column) == bound_column) {
-                        (true, true) => '┃',
-                        (true, false) => '█',
-                        (false, true) => '┆',
-                        (false, false) => ' ',
-                    },
-                )
-                .collect();
-            let first = row * per_row;
-            let last = first + chunk.len() - 1;
-            let over = series.bound.is_some_and(|bound| value > bound);
-            let span = format!("{first}–{last}");
-            let line = format!("{}s {span:>7} {bar} {value}", series.per);
-            if over {
-                out.push_str(&format!("    {BAD}{line}{BAD:#}\n"));
-            } else {
-                out.push_str(&format!("    {line}\n"));
+/// Draws the runs' first series (queue depth per tick) as block charts, one per run, on one
+/// scale: [`CHART_ROWS`] rows of eighth blocks, at most [`CHART_COLUMNS`] columns (each the
+/// highest value of its share of the samples); columns over the bound are drawn in red.
+fn chart(out: &mut String, runs: &[(&str, &DemoRun)]) {
+    let drawn: Vec<(&str, &bughunt_kit::demo::Series)> = runs
+        .iter()
+        .filter_map(|(name, run)| run.series.first().map(|s| (*name, s)))
+        .filter(|(_, s)| !s.values.is_empty())
+        .collect();
+    let Some((_, first)) = drawn.first() else {
+        return;
+    };
+    let scale_max = drawn
+        .iter()
+        .flat_map(|(_, s)| s.values.iter().copied().chain(s.bound))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let samples = drawn.iter().map(|(_, s)| s.values.len()).max().unwrap_or(1);
+    let per_column = samples.div_ceil(CHART_COLUMNS);
+    let bound = match first.bound {
+        Some(bound) => format!("; the bound is {bound} (red: over it)"),
+        None => String::new(),
+    };
+    out.push_str(&format!(
+        "  {} per {}, both runs on one scale{bound}\n",
+        first.label, first.per
+    ));
+    let top_label = scale_max.to_string();
+    let label_width = top_label.len();
+    let levels = (CHART_ROWS * 8) as u64;
+    for (name, series) in &drawn {
+        let columns: Vec<u64> = series
+            .values
+            .chunks(per_column)
+            .map(|chunk| chunk.iter().copied().max().unwrap_or(0))
+            .collect();
+        for row in (0..CHART_ROWS).rev() {
+            let (caption, axis, tick) = match row {
+                r if r == CHART_ROWS - 1 => (*name, top_label.as_str(), '┤'),
+                0 => ("", "0", '┤'),
+                _ => ("", "", '│'),
+            };
+            out.push_str(&format!("    {caption:9}  {axis:>label_width$} {tick}"));
+            // Runs of cells over the bound share one colour span.
+            let mut red = String::new();
+            for value in &columns {
+                let eighths = (value * levels).div_ceil(scale_max);
+                let filled = eighths.saturating_sub(row as u64 * 8).min(8) as usize;
+                let cell = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][filled];
+                if series.bound.is_some_and(|bound| *value > bound) && filled > 0 {
+                    red.push(cell);
+                    continue;
+                }
+                if !red.is_empty() {
+                    out.push_str(&format!("{BAD}{red}{BAD:#}"));
+                    red.clear();
+                }
+                out.push(cell);
             }
+            if !red.is_empty() {
+                out.push_str(&format!("{BAD}{red}{BAD:#}"));
+            }
+            // No trailing spaces: the empty top rows of a low series end at the axis.
+            while out.ends_with(' ') {
+                out.pop();
+            }
+            out.push('\n');
         }
-        out.push('\n');
     }
+    let last = samples - 1;
+    let per = if per_column == 1 {
+        format!("one column per {}", first.per)
+    } else {
+        format!("one column per {per_column} {}s", first.per)
+    };
+    out.push_str(&format!(
+        "    {:9}  {:label_width$}  {}s 0–{last}, {per}\n",
+        "", "", first.per
+    ));
 }
 
 /// The demo as JSON: `id`, `broken` and `fixed` with their `counts`, `violations`, `events`.
@@ -264,31 +299,37 @@ fn run_page(template: &Template, outcome: &DemoOutcome) -> String {
 
     let focus = focus(outcome);
     let (what, events) = excerpt(&outcome.broken, focus);
-    let scale_max = [&outcome.broken, &outcome.fixed]
-        .iter()
-        .flat_map(|run| {
-            run.series
-                .iter()
-                .flat_map(|s| s.values.iter().copied().chain(s.bound))
-        })
-        .max()
-        .unwrap_or(0);
     out.push_str(&format!(
         "{BAD}── The wrong way (broken.rs): {what}{BAD:#}\n"
     ));
     draw(&mut out, &events);
     out.push('\n');
-    chart(&mut out, &outcome.broken, scale_max);
     let (what, events) = excerpt(&outcome.fixed, focus);
     out.push_str(&format!(
         "{GOOD}── The right way (fixed.rs): {what}{GOOD:#}\n"
     ));
     draw(&mut out, &events);
     out.push('\n');
-    chart(&mut out, &outcome.fixed, scale_max);
 
     out.push_str(&counts_table(outcome));
     out.push('\n');
+    if outcome
+        .broken
+        .series
+        .iter()
+        .chain(&outcome.fixed.series)
+        .next()
+        .is_some()
+    {
+        chart(
+            &mut out,
+            &[
+                ("wrong way", &outcome.broken),
+                ("right way", &outcome.fixed),
+            ],
+        );
+        out.push('\n');
+    }
     for (name, run) in [
         ("wrong way", &outcome.broken),
         ("right way", &outcome.fixed),
@@ -343,4 +384,41 @@ fn counts_table(outcome: &DemoOutcome) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    /// A queue demo draws the depth of both runs under the counts, on one scale: a compact
+    /// block chart whose top row is labelled with the highest sample and whose bottom is 0.
+    #[test]
+    fn queue_depth_is_charted_under_the_counts() {
+        let catalog = Catalog::embedded().unwrap();
+        let template = catalog.template("bounded-queue").unwrap();
+        let outcome = run(template).unwrap();
+        let page = anstream::adapter::strip_str(&text(template, &outcome)).to_string();
+        let counts = page.find("depth over the bound").unwrap();
+        let chart = page
+            .find("queue depth per tick, both runs on one scale")
+            .unwrap();
+        assert!(chart > counts, "the chart is under the counts");
+        let lines: Vec<&str> = page[chart..].lines().collect();
+        let top = outcome.broken.series[0].values.iter().max().unwrap();
+        assert!(lines[1].starts_with("    wrong way") && lines[1].contains(&format!("{top} ┤")));
+        assert!(
+            lines[4].contains("0 ┤▇██"),
+            "the wrong way climbs at once: {}",
+            lines[4]
+        );
+        assert!(lines[5].starts_with("    right way"));
+        assert!(
+            lines[8].contains("0 ┤▂"),
+            "the right way stays low: {}",
+            lines[8]
+        );
+        assert!(lines[9].contains("ticks 0–"));
+        assert!(lines.iter().take(10).all(|l| l.chars().count() <= 80));
+    }
 }

@@ -6,7 +6,7 @@
 use bughunt_kit::trace::{Event, EventKind};
 
 /// The actor name verdict events use; drawn across the whole width, not as a lifeline.
-const VERDICT: &str = "verdict";
+pub const VERDICT: &str = "verdict";
 
 /// The widest gap between two lifelines, in columns.
 const GAP_MAX: usize = 28;

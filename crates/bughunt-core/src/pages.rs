@@ -94,7 +94,7 @@ pub fn hints(hints: &Hints) -> String {
 
 /// What of a failing stage's trace to draw: all of it when short, else the story of the
 /// message a verdict names, else its end.
-fn drawn_trace(stage: &StageReport) -> Vec<bughunt_kit::trace::Event> {
+pub(crate) fn drawn_trace(stage: &StageReport) -> Vec<bughunt_kit::trace::Event> {
     if stage.trace.len() <= TRACE_DRAWN_MAX {
         return stage.trace.clone();
     }

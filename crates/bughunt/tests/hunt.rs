@@ -146,7 +146,7 @@ fn whole_loop_for_each_seed_family() {
         assert!(!source.contains("Hint Level 2"));
         let hunt_dir = lib.parent().unwrap().parent().unwrap().to_owned();
 
-        let failing = run(&hunt_dir, &["check", "--timeout", "600"]);
+        let failing = run(&hunt_dir, &["check", "--timeout", "600", "--html"]);
         assert_eq!(
             failing.code,
             Some(1),
@@ -154,6 +154,15 @@ fn whole_loop_for_each_seed_family() {
             failing.stdout,
             failing.stderr
         );
+        // `--html`: the page is in the home's pages folder, its path the last line printed.
+        let page = home.join(format!(".bughunt/pages/check-{id}-{}.html", site.id));
+        let printed = Path::new(failing.stdout.lines().last().unwrap());
+        assert_eq!(
+            printed.canonicalize().unwrap(),
+            page.canonicalize().unwrap()
+        );
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(html.contains("The bug is still there.") && html.contains("class=\"failed\""));
         assert_eq!(
             first_failure(&report(&home, &key)),
             site.fails_at,

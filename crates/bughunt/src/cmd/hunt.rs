@@ -83,6 +83,17 @@ pub struct CheckArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     timeout: u64,
+    /// Also write the verdict as one self-contained HTML page (stages, the failing schedule
+    /// step by step, the trace drawn) and print its path. It goes to `.bughunt/pages/` in
+    /// the home unless `--output` says where.
+    #[arg(long)]
+    html: bool,
+    /// With `--html`: where to write the page.
+    #[arg(long, value_name = "FILE", requires = "html")]
+    output: Option<PathBuf>,
+    /// With `--html`: open the page in the browser ($BROWSER, else the system's).
+    #[arg(long, requires = "html")]
+    open: bool,
 }
 
 fn cargo_colour() -> bool {
@@ -107,6 +118,14 @@ pub fn check(args: CheckArgs) -> CmdResult {
         cargo_colour(),
     )?;
     print(&pages::checked(&home, &catalog, &checked))?;
+    if args.html {
+        let name = format!("check-{}.html", checked.key.replace(['/', '\\'], "-"));
+        let path = args
+            .output
+            .unwrap_or_else(|| bughunt_core::html::default_path(Some(&home), &name));
+        bughunt_core::html::write(&path, &bughunt_core::html::check_page(&home, &checked))?;
+        super::demo::show_page(&path, args.open)?;
+    }
     Ok(if checked.verdict == Verdict::Passed {
         Exit::Success
     } else {
