@@ -226,6 +226,18 @@ impl Ledger {
     //~             tx.delete(&applied_key(old_id));
     //~         }
     //~     });
+    //~ wrong: applied-bitmask
+    //~ /// Marks message `message_id` in one 64-bit row of applied bits, in the credit's
+    //~ /// transaction: one small row for the whole table, however many payments.
+    //~ fn credit_once(&mut self, message_id: u64, amount_cents: i64) {
+    //~     let bit = 1i64.wrapping_shl(message_id as u32);
+    //~     self.db.transaction(|tx| {
+    //~         let applied = tx.get("applied_bits").unwrap_or(0);
+    //~         if applied & bit == 0 {
+    //~             tx.put("applied_bits", applied | bit);
+    //~             tx.add(BALANCE_KEY, amount_cents);
+    //~         }
+    //~     });
     //~ alt: payment-rows-sum
     //~ /// Writes the payment row of message `message_id`, unless it is there already: one
     //~ /// insert-if-absent, so the row is both the effect and its own record.
