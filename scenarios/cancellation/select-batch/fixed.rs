@@ -6,7 +6,9 @@
 //! - every message that goes in comes out, once, in the order it went in;
 //! - a batch goes out as soon as it holds [`BATCH_SIZE`] messages, and never holds more;
 //! - a quiet stream does not hold messages back: no message waits longer than
-//!   `flush_interval` before it goes out, whole batch or not;
+//!   `flush_interval` before it goes out, whole batch or not, while the downstream keeps up;
+//! - a slow downstream slows the batcher down: a batch that finds `batches` full waits for
+//!   room, and is never dropped;
 //! - when the producer closes the stream, the batcher sends what is left and ends.
 
 use std::time::Duration;
