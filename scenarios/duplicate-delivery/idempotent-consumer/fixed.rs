@@ -67,6 +67,13 @@ fn applied_key(message_id: u64) -> String {
 //~     format!("applied/{message_id}")
 //~ }
 //~
+//~ wrong: applied-key-u32
+//~ /// The row that says the payment of message `message_id` is in the balance. Four bytes
+//~ /// of id keep the key short, and a ledger never sees four billion messages.
+//~ fn applied_key(message_id: u64) -> String {
+//~     format!("applied/{}", message_id as u32)
+//~ }
+//~
 //~ alt: payment-rows-sum
 //~ /// The row of the payment of message `message_id`: its amount. The balance is their sum.
 //~ fn payment_key(message_id: u64) -> String {
