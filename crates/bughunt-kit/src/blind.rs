@@ -8,6 +8,12 @@
 //! (`bughunt_kit::sync::X` has std's API). Orderings that std rejects at run time (an
 //! `Acquire` store, a `Release` load) fail here too, with std's own words, because the
 //! checkers' atomics do not reject them.
+//!
+//! Time is unseen too, the other way round: the checkers explore schedules, not time, so a
+//! `recv_timeout`, a `wait_timeout` or a sleep never lets time pass, and a fix that waits
+//! for a timer to get unstuck hangs under them as if it had no timer. That is no reason to
+//! refuse the code (a timer may be there for other reasons), but when a stage fails because
+//! a schedule never ended, [`timer_note`] says so, naming the line.
 
 use syn::visit::Visit;
 
@@ -182,6 +188,112 @@ pub fn scan(source: &str) -> Vec<Finding> {
     scan.findings
 }
 
+/// Methods that wait for at most some time.
+const TIMED_METHODS: [&str; 7] = [
+    "recv_timeout",
+    "recv_deadline",
+    "send_timeout",
+    "wait_timeout",
+    "wait_timeout_ms",
+    "wait_timeout_while",
+    "park_timeout",
+];
+
+/// Functions that wait for some time, or read the clock a timed wait is built on (called by
+/// a path whose last segments are these).
+const TIMED_CALLS: [&[&str]; 6] = [
+    &["sleep"],
+    &["sleep_ms"],
+    &["sleep_until"],
+    &["park_timeout"],
+    &["Instant", "now"],
+    &["SystemTime", "now"],
+];
+
+/// Every call in `source` that waits on time or reads the clock: `(line, what)`, in line
+/// order. A file that does not parse has none.
+pub fn timed_waits(source: &str) -> Vec<(usize, String)> {
+    struct Timers(Vec<(usize, String)>);
+    impl<'ast> Visit<'ast> for Timers {
+        fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+            let method = call.method.to_string();
+            if TIMED_METHODS.contains(&method.as_str()) {
+                let args = if call.args.is_empty() { "()" } else { "(..)" };
+                self.0
+                    .push((call.method.span().start().line, format!(".{method}{args}")));
+            }
+            syn::visit::visit_expr_method_call(self, call);
+        }
+
+        fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+            if let syn::Expr::Path(path) = call.func.as_ref() {
+                let segments: Vec<String> = path
+                    .path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect();
+                let timed = TIMED_CALLS.iter().any(|tail| {
+                    segments.len() >= tail.len()
+                        && segments[segments.len() - tail.len()..]
+                            .iter()
+                            .zip(tail.iter())
+                            .all(|(a, b)| a == b)
+                });
+                if timed {
+                    let line = path.path.segments[0].ident.span().start().line;
+                    let args = if call.args.is_empty() { "()" } else { "(..)" };
+                    self.0
+                        .push((line, format!("{}{args}", segments.join("::"))));
+                }
+            }
+            syn::visit::visit_expr_call(self, call);
+        }
+    }
+    let Ok(file) = syn::parse_file(source) else {
+        return Vec::new();
+    };
+    let mut timers = Timers(Vec::new());
+    timers.visit_file(&file);
+    timers.0.sort();
+    timers.0.dedup();
+    timers.0
+}
+
+/// Whether a stage's failure says a schedule never ended: every thread blocked (a deadlock,
+/// in shuttle's words or a check's) or the step bound ran out.
+pub fn never_ended(detail: &str) -> bool {
+    let detail = detail.to_lowercase();
+    detail.contains("deadlock")
+        || detail.contains("max_steps")
+        || detail.contains("steps without finishing")
+}
+
+/// The sentence to add to the mentor's words when a stage under a schedule checker failed
+/// with `detail` because a schedule never ended and the learner's code waits on a timer:
+/// `None` otherwise.
+pub fn timer_note_for(source: &str, detail: &str) -> Option<String> {
+    if !never_ended(detail) {
+        return None;
+    }
+    let waits = timed_waits(source);
+    let (line, what) = waits.first()?;
+    let more = match waits.len() - 1 {
+        0 => String::new(),
+        1 => " and one more place".to_owned(),
+        n => format!(" and {n} more places"),
+    };
+    Some(format!(
+        "Under the checker, time does not pass, so a timer never fires (src/lib.rs:{line} \
+         calls `{what}`{more}): the fix must not rely on one."
+    ))
+}
+
+/// [`timer_note_for`] the learner's `src/lib.rs`.
+pub fn timer_note(detail: &str) -> Option<String> {
+    timer_note_for(&learner_source()?, detail)
+}
+
 /// The learner's file, as the check binary finds it: `src/lib.rs` of the crate under test.
 fn learner_source() -> Option<String> {
     let from_cwd = std::path::Path::new("src/lib.rs");
@@ -264,6 +376,49 @@ fn f() {
         assert!(found[1]
             .instead
             .contains("no such thing as an acquire-release load"));
+    }
+
+    /// Timed waits are found however they are written; plain code has none.
+    #[test]
+    fn finds_timed_waits() {
+        let source = r#"
+use std::time::{Duration, Instant};
+fn f(rx: Receiver<u8>, pair: (Mutex<bool>, Condvar)) {
+    let _ = rx.recv_timeout(Duration::from_millis(5));
+    bughunt_kit::thread::sleep(Duration::from_millis(1));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let _ = pair.1.wait_timeout(pair.0.lock().unwrap(), Duration::ZERO);
+    let _ = rx.recv();
+}
+"#;
+        assert_eq!(
+            timed_waits(source),
+            vec![
+                (4, ".recv_timeout(..)".to_owned()),
+                (5, "bughunt_kit::thread::sleep(..)".to_owned()),
+                (6, "Instant::now()".to_owned()),
+                (7, ".wait_timeout(..)".to_owned()),
+            ]
+        );
+        assert_eq!(
+            timed_waits("fn f(rx: Receiver<u8>) { let _ = rx.recv(); }"),
+            Vec::new()
+        );
+    }
+
+    /// The note comes only when a schedule never ended and the code waits on a timer, and it
+    /// names the first such line.
+    #[test]
+    fn timer_note_only_for_a_hang_with_a_timer() {
+        let timed = "fn f(rx: R) {\n    let _ = rx.recv_timeout(D);\n}\n";
+        let hung = "deadlock: the broker waits on `replies`, and no other thread is left";
+        let note = timer_note_for(timed, hung).expect("a note");
+        assert!(note.contains("time does not pass"), "{note}");
+        assert!(note.contains("src/lib.rs:2"), "{note}");
+        assert!(note.contains("`.recv_timeout(..)`"), "{note}");
+        assert!(timer_note_for(timed, "a schedule ran 20000 steps without finishing").is_some());
+        assert_eq!(timer_note_for(timed, "m3 came out twice"), None);
+        assert_eq!(timer_note_for("fn f(rx: R) { rx.recv(); }", hung), None);
     }
 
     /// The kit's own primitives and a clean program pass.

@@ -180,11 +180,18 @@ fn run_stages_reporting_to(
             Err(payload) => {
                 entry.status = Status::Failed;
                 entry.detail = Some(panic_text(payload.as_ref()));
+                if cfg!(any(feature = "shuttle", feature = "loom")) {
+                    // A timer that never fires under the checker is the likeliest reason a
+                    // fix with one hangs here: say so, with the line.
+                    if let Some(note) = entry.detail.as_deref().and_then(crate::blind::timer_note) {
+                        entry.mentor = format!("{} {note}", entry.mentor);
+                    }
+                }
                 entry.location = LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
                 entry.trace = ctx.trace.events();
                 entry.steps = crate::explore::take_steps();
                 println!("✗ {}", stage.title);
-                println!("  {}", stage.mentor);
+                println!("  {}", entry.mentor);
                 println!("  what happened: {}", entry.detail.as_deref().unwrap_or(""));
                 failed = Some(stage.id);
             }

@@ -63,6 +63,13 @@ impl Broker {
         self
     }
 
+    /// Lets the next `count` ids go to messages this queue never sees (other queues of the
+    /// same broker take ids too): ids are unique and increasing, not dense, so checks can
+    /// send messages whose ids are far apart without sending everything between.
+    pub fn skip_ids(&mut self, count: u64) {
+        self.next_id = self.next_id.saturating_add(count);
+    }
+
     /// Enqueues a message and returns its id (ids count from 1).
     pub fn send(&mut self, body: impl Into<String>) -> Result<u64, Full> {
         let body = body.into();
@@ -149,5 +156,15 @@ mod tests {
         assert_eq!(broker.receive(), None);
         assert_eq!(broker.depth(), 0);
         assert!(!broker.ack(first), "a second ack finds nothing");
+    }
+
+    /// Skipped ids are never handed out: the next message's id is past them.
+    #[test]
+    fn skipped_ids_are_not_used() {
+        let mut broker = Broker::new(Clock::new(), 1_000).with_first_id(5);
+        let first = broker.send("a").unwrap();
+        broker.skip_ids(63);
+        let second = broker.send("b").unwrap();
+        assert_eq!((first, second), (5, 69));
     }
 }

@@ -14,6 +14,14 @@
 //! and not the close, share a remainder modulo the interval, and none falls on a multiple of
 //! it. The downstream takes every batch at once, so the batcher never waits on it. That keeps
 //! every verdict the same on every run, whichever branch `select!` happens to try first.
+//!
+//! One stage has a slow downstream, which must slow the batcher down and never cost a batch.
+//! It stalls only where waiting on it cannot put two branches of a `select!` ready at once:
+//! after a silence longer than the flush interval (so nothing is pending), twice
+//! `BATCH_SIZE` messages arrive at one instant while the downstream, with room for one batch,
+//! takes nothing; the second full batch finds no room, and no message arrives until the
+//! downstream takes the first again. A batcher that waits for room meets, when its send
+//! returns, at most the timer ready, never a message with it.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -30,8 +38,14 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 
 /// How long after the stream closes the batcher may take to send the rest and end.
 const END_BOUND_MS: u64 = 750;
-/// Both channels' capacity: more than any history sends, so nobody ever waits for room.
+/// Both channels' capacity: more than any history sends, so nobody ever waits for room
+/// (but the batcher on a slow downstream, which has room for `SLOW_DOWNSTREAM_CAPACITY`).
 const CHANNEL_CAPACITY: usize = 61;
+/// How many batches a slow downstream's channel holds.
+const SLOW_DOWNSTREAM_CAPACITY: usize = 1;
+/// How many messages arrive at once while the downstream stalls: two full batches, one more
+/// than it has room for.
+const BURST: usize = 2 * BATCH_SIZE;
 /// Flush intervals to try: none a round number.
 const FLUSH_INTERVALS_MS: [u64; 4] = [97, 137, 250, 1_130];
 /// Histories per property; a history costs a fraction of a millisecond.
@@ -48,18 +62,33 @@ struct Gap {
 /// The first message id: ids past 100, so none is a small number by luck.
 const FIRST_ID: u64 = 101;
 
+/// A slow downstream, after message `after` of the stream (0: before the first): a silence
+/// of `quiet_ms` (longer than the flush interval), then the downstream stops taking
+/// batches; `burst_after_ms` later, `BURST` messages arrive at one instant; `resume_after_ms`
+/// after them the downstream takes batches again, and only then does the stream go on.
+#[derive(Clone, Copy, Debug)]
+struct Stall {
+    after: usize,
+    quiet_ms: u64,
+    burst_after_ms: u64,
+    resume_after_ms: u64,
+}
+
 #[derive(Clone, Debug)]
 struct History {
     flush_interval_ms: u64,
     messages: Vec<Gap>,
     /// How long after the last message the producer closes the stream.
     close_after_ms: u64,
+    stall: Option<Stall>,
 }
 
-/// A history's times, worked out: each message's send time, and the close.
+/// A history's times, worked out: each message's send time, the close, and when the
+/// downstream stalls and resumes.
 struct Timeline {
     sends: Vec<(u64, u64)>,
     close_at_ms: u64,
+    stall: Option<(u64, u64)>,
 }
 
 impl History {
@@ -77,27 +106,63 @@ impl History {
         };
         let mut at_ms = 0;
         let mut sends: Vec<(u64, u64)> = Vec::new();
-        for (place_in_stream, gap) in self.messages.iter().enumerate() {
+        let mut stalled = None;
+        for place_in_stream in 0..=self.messages.len() {
+            if let Some(stall) = self.stall.filter(|stall| stall.after == place_in_stream) {
+                let from_ms = place(at_ms + stall.quiet_ms.max(interval + 1));
+                // The whole burst at one instant: one remainder for all of it.
+                at_ms = place(from_ms + stall.burst_after_ms.max(1));
+                for _ in 0..BURST {
+                    sends.push((at_ms, FIRST_ID + sends.len() as u64));
+                }
+                at_ms = place(at_ms + stall.resume_after_ms.max(1));
+                stalled = Some((from_ms, at_ms));
+            }
+            let Some(gap) = self.messages.get(place_in_stream) else {
+                break;
+            };
             at_ms = place(at_ms + gap.after_ms.max(1));
             let id = match gap.repeats {
-                Some(back) if back < place_in_stream => sends[place_in_stream - 1 - back].1,
-                _ => FIRST_ID + place_in_stream as u64,
+                Some(back) if back < sends.len() => sends[sends.len() - 1 - back].1,
+                _ => FIRST_ID + sends.len() as u64,
             };
             sends.push((at_ms, id));
         }
         let close_at_ms = place(at_ms + self.close_after_ms.max(1));
-        Timeline { sends, close_at_ms }
+        Timeline {
+            sends,
+            close_at_ms,
+            stall: stalled,
+        }
     }
 }
 
 impl fmt::Display for History {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let timeline = self.timeline();
-        let mut steps: Vec<String> = timeline
-            .sends
-            .iter()
-            .map(|(at_ms, id)| format!("send m{id} at {at_ms} ms"))
-            .collect();
+        let mut steps: Vec<String> = Vec::new();
+        let mut stall = timeline.stall;
+        let mut burst: Option<(u64, u64)> = None;
+        for (at_ms, id) in &timeline.sends {
+            if let Some((from_ms, until_ms)) = stall.filter(|(from_ms, _)| from_ms < at_ms) {
+                steps.push(format!(
+                    "at {from_ms} ms the downstream stops taking batches until {until_ms} ms (its \
+                     channel has room for {SLOW_DOWNSTREAM_CAPACITY})"
+                ));
+                stall = None;
+            }
+            // A burst is one step: "send m101 to m108 at 102 ms".
+            match burst {
+                Some((burst_ms, first)) if burst_ms == *at_ms => {
+                    steps.pop();
+                    steps.push(format!("send m{first} to m{id} at {at_ms} ms"));
+                }
+                _ => {
+                    burst = Some((*at_ms, *id));
+                    steps.push(format!("send m{id} at {at_ms} ms"));
+                }
+            }
+        }
         steps.push(format!("close the stream at {} ms", timeline.close_at_ms));
         write!(
             f,
@@ -156,7 +221,30 @@ fn histories(pace: Pace, close: Close) -> impl Strategy<Value = History> {
             })
             .collect(),
         close_after_ms: interval * close / 1_000,
+        stall: None,
     })
+}
+
+/// Histories with a slow downstream somewhere in the stream (see [`Stall`]).
+fn slow_downstream_histories() -> impl Strategy<Value = History> {
+    let stall = (
+        0usize..13,
+        1_050u64..2_000,
+        prop_oneof![3 => 1u64..300, 1 => 300u64..900],
+        prop_oneof![2 => 1u64..1_000, 2 => 1_000u64..3_000],
+    );
+    (histories(Pace::Mixed, Close::Quiet), stall).prop_map(
+        |(mut history, (after, quiet, burst_after, resume_after))| {
+            let interval = history.flush_interval_ms;
+            history.stall = Some(Stall {
+                after: after.min(history.messages.len()),
+                quiet_ms: interval * quiet / 1_000,
+                burst_after_ms: interval * burst_after / 1_000,
+                resume_after_ms: interval * resume_after / 1_000,
+            });
+            history
+        },
+    )
 }
 
 /// What one history did.
@@ -173,6 +261,8 @@ struct Run {
     tasks_alive: u64,
     /// A send the batcher refused before the close: it had stopped reading.
     refused: Option<(u64, u64)>,
+    /// When the downstream stopped taking batches, and when it took them again.
+    stall: Option<(u64, u64)>,
 }
 
 fn play(history: &History, trace: &Trace) -> Run {
@@ -182,7 +272,12 @@ fn play(history: &History, trace: &Trace) -> Run {
         let start = Instant::now();
         let now_ms = move || start.elapsed().as_millis() as u64;
         let (producer, messages) = mpsc::channel(CHANNEL_CAPACITY);
-        let (batches_out, mut batches_in) = mpsc::channel(CHANNEL_CAPACITY);
+        let downstream_capacity = if timeline.stall.is_some() {
+            SLOW_DOWNSTREAM_CAPACITY
+        } else {
+            CHANNEL_CAPACITY
+        };
+        let (batches_out, mut batches_in) = mpsc::channel(downstream_capacity);
         let batcher = Batcher::spawn(messages, batches_out, interval);
         let end_by = start + Duration::from_millis(timeline.close_at_ms + END_BOUND_MS);
         let refused = RefCell::new(None);
@@ -232,20 +327,40 @@ fn play(history: &History, trace: &Trace) -> Run {
                 None
             }
         };
+        let take = |batch: Vec<u64>| {
+            let at_ms = now_ms();
+            trace.set_time_ms(at_ms);
+            let mut batches = batches.borrow_mut();
+            for id in &batch {
+                trace
+                    .event("downstream", EventKind::Process)
+                    .msg(*id)
+                    .note(format!("batch #{} {batch:?}", batches.len() + 1))
+                    .record();
+            }
+            batches.push((at_ms, batch));
+        };
         let collect = async {
+            if let Some((from_ms, until_ms)) = timeline.stall {
+                // A slow downstream: nothing is taken from `from_ms` to `until_ms`, and the
+                // batches channel fills up.
+                let from = start + Duration::from_millis(from_ms);
+                while let Ok(Some(batch)) = timeout_at(from, batches_in.recv()).await {
+                    take(batch);
+                }
+                trace.set_time_ms(now_ms());
+                trace
+                    .event("downstream", EventKind::Stall)
+                    .note(format!(
+                        "takes no batch until {until_ms} ms; its channel has room for \
+                         {SLOW_DOWNSTREAM_CAPACITY}"
+                    ))
+                    .record();
+                sleep_until(start + Duration::from_millis(until_ms)).await;
+            }
             // Bounded like the batcher: past `end_by`, whatever has not come out never will.
             while let Ok(Some(batch)) = timeout_at(end_by, batches_in.recv()).await {
-                let at_ms = now_ms();
-                trace.set_time_ms(at_ms);
-                let mut batches = batches.borrow_mut();
-                for id in &batch {
-                    trace
-                        .event("downstream", EventKind::Process)
-                        .msg(*id)
-                        .note(format!("batch #{} {batch:?}", batches.len() + 1))
-                        .record();
-                }
-                batches.push((at_ms, batch));
+                take(batch);
             }
         };
         let (ended_at_ms, ()) = tokio::join!(produce, collect);
@@ -268,6 +383,7 @@ fn play(history: &History, trace: &Trace) -> Run {
             ended_at_ms,
             tasks_alive,
             refused: refused.into_inner(),
+            stall: timeline.stall,
         }
     })
 }
@@ -334,10 +450,17 @@ fn none_lost(run: &Run, trace: &Trace) -> Result<(), String> {
         } else {
             format!("batches kept coming out until {last_out} ms")
         };
+        let slow = match run.stall {
+            Some((from_ms, until_ms)) => format!(
+                ", and the downstream took no batch from {from_ms} to {until_ms} ms (its channel \
+                 has room for {SLOW_DOWNSTREAM_CAPACITY})"
+            ),
+            None => String::new(),
+        };
         return Err(format!(
             "m{id}, message {} of the stream, was sent at {sent_ms} ms and never came out in any \
              batch: {when}, the stream closed at {} ms and {ending}, with a flush every {flush} \
-             ms; {}",
+             ms{slow}; {}",
             place + 1,
             run.close_at_ms,
             run.describe_batches()
@@ -449,6 +572,23 @@ fn property(ctx: &mut Ctx, name: &str, pace: Pace, close: Close, upto: usize) {
     );
 }
 
+fn slow_downstream_loses_nothing(ctx: &mut Ctx) {
+    prop::for_all(
+        ctx,
+        "a slow downstream delays batches and loses none",
+        CASES,
+        slow_downstream_histories(),
+        |history| history.to_string(),
+        |history, trace| {
+            // Late, yes: a message waits while the downstream takes nothing. Lost, never; and
+            // the batcher still ends.
+            let run = play(history, trace);
+            none_lost(&run, trace)?;
+            ends(&run)
+        },
+    );
+}
+
 fn no_message_lost(ctx: &mut Ctx) {
     property(
         ctx,
@@ -516,6 +656,17 @@ fn checks() {
                          does your loop do with it? What else did the batcher start, and who \
                          stops it?",
                 run: ends_when_stream_closes,
+            },
+            Stage {
+                id: "slow-downstream-loses-nothing",
+                title: "A slow downstream delays batches and loses none",
+                mentor: "Last one! A downstream can be slow: for a while it takes nothing, and \
+                         its channel has room for one batch. A batch your batcher cannot hand \
+                         over yet still holds messages that went in. Follow the lost one: what \
+                         did your batcher do with its batch when the channel was full? Waiting \
+                         for room is backpressure: the batcher slows down, the input channel \
+                         (bounded) holds what comes meanwhile, and nothing is lost.",
+                run: slow_downstream_loses_nothing,
             },
         ],
     );

@@ -6,7 +6,9 @@
 //! - every message that goes in comes out, once, in the order it went in;
 //! - a batch goes out as soon as it holds [`BATCH_SIZE`] messages, and never holds more;
 //! - a quiet stream does not hold messages back: no message waits longer than
-//!   `flush_interval` before it goes out, whole batch or not;
+//!   `flush_interval` before it goes out, whole batch or not, while the downstream keeps up;
+//! - a slow downstream slows the batcher down: a batch that finds `batches` full waits for
+//!   room, and is never dropped;
 //! - when the producer closes the stream, the batcher sends what is left and ends.
 
 use std::time::Duration;
@@ -346,6 +348,17 @@ async fn run(
         //~     received = messages.recv() => match received {
         //~         // One place sends, the tick, so batches come out on a steady beat.
         //~         Some(message) => pending.push(message),
+        //~ wrong: try-send-drops-when-full
+        //~ tokio::select! {
+        //~     received = messages.recv() => match received {
+        //~         Some(message) => {
+        //~             pending.push(message);
+        //~             if pending.len() == BATCH_SIZE
+        //~                 && !hand_over(&batches, std::mem::take(&mut pending))
+        //~             {
+        //~                 return;
+        //~             }
+        //~         }
         //~ end
                 //~ site: rest-dropped-on-close
                 // FIX: `None` means the producer closed the stream and nothing more will come.
@@ -370,6 +383,13 @@ async fn run(
                 //~ wrong: deadline-reset-per-message
                 //~ wrong: timeout-per-recv
                 //~ wrong: ticker-task-leak
+                //~ wrong: try-send-drops-when-full
+                //~ None => {
+                //~     if !pending.is_empty() {
+                //~         let _ = hand_over(&batches, std::mem::take(&mut pending));
+                //~     }
+                //~     return;
+                //~ }
                 //~ end
             //~ region
             },
@@ -454,6 +474,25 @@ async fn run(
             //~ }
             //~ }
             //~ }
+            //~ }
+            //~ wrong: try-send-drops-when-full
+            //~ },
+            //~ _ = flush.tick() => {
+            //~     if !pending.is_empty() && !hand_over(&batches, std::mem::take(&mut pending)) {
+            //~         return;
+            //~     }
+            //~ }
+            //~ }
+            //~ }
+            //~ }
+            //~
+            //~ /// Hands a batch to the downstream without waiting: a batcher stuck in `send().await`
+            //~ /// behind a slow downstream would miss its ticks. False once the downstream is gone.
+            //~ fn hand_over(batches: &mpsc::Sender<Vec<u64>>, batch: Vec<u64>) -> bool {
+            //~     match batches.try_send(batch) {
+            //~         Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+            //~         Err(mpsc::error::TrySendError::Closed(_)) => false,
+            //~     }
             //~ }
             //~ end
 //~ site: batch-inside-select

@@ -289,6 +289,16 @@ fn start_pricer(requests: Receiver<Request>, replies: SyncSender<Quote>, log: Lo
             //~         Err(_) => break,
             //~     }
             //~ }
+            //~ wrong: pricer-waits-with-timeout
+            //~ // Wait a little for company, never for long: if the broker is waiting for these
+            //~ // quotes, the timeout ends the wait and the lookup prices what there is.
+            //~ while lookup.len() < PRICES_PER_LOOKUP {
+            //~     log.line(PRICER, "waits for more requests on `requests`".into());
+            //~     match requests.recv_timeout(std::time::Duration::from_millis(2)) {
+            //~         Ok(request) => lookup.push(request),
+            //~         Err(_) => break,
+            //~     }
+            //~ }
             //~ alt: one-at-a-time
             //~ // One request per lookup.
             //~ end

@@ -29,6 +29,12 @@ const CASES: u32 = 64;
 /// The most rounds of "wait out the timeout, take everything" that end a history.
 const DRAIN_ROUNDS_MAX: u64 = 4;
 const CONSUMERS: [&str; 2] = ["c1", "c2"];
+/// How far past the last id the next one can be when ids are far apart. Every fixed-width
+/// set of applied ids (a 64- or 128-bit mask, 100 or 1000 slots, ids cut to 16 or 32 bits)
+/// gives two of these ids one place.
+const ID_GAPS: [u64; 8] = [64, 128, 100, 1_000, 4_096, 65_536, 720_720, 1 << 32];
+/// The first ids when ids are far apart: small, and past what 32 bits hold.
+const FAR_FIRST_IDS: [u64; 4] = [1, 64, 1 << 32, (1 << 40) + 3];
 
 /// What happens to one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +58,9 @@ enum Fate {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    /// The producer sends a payment: a fresh amount, or one of the amounts that repeat.
-    Send { repeated: Option<u8> },
+    /// The producer sends a payment: a fresh amount, or one of the amounts that repeat; its
+    /// id right after the last one's, or `ID_GAPS[gap]` past it.
+    Send { repeated: Option<u8>, gap: Option<u8> },
     /// A consumer receives the next visible message.
     Deliver { consumer: usize, fate: Fate },
     /// A slow consumer handles and acks the oldest message it holds.
@@ -81,6 +88,8 @@ struct Mix {
     crash_between_commits: bool,
     slow_consumers: bool,
     stalls: bool,
+    /// Ids far apart and large, as a broker shared with other queues gives them.
+    id_gaps: bool,
     sends_max: usize,
     ops_max: usize,
 }
@@ -93,6 +102,7 @@ const LOST_ACKS: Mix = Mix {
     crash_between_commits: false,
     slow_consumers: false,
     stalls: false,
+    id_gaps: false,
     sends_max: 8,
     ops_max: 24,
 };
@@ -152,10 +162,16 @@ fn tell(history: &History) -> String {
         .ops
         .iter()
         .map(|op| match op {
-            Op::Send { repeated } => {
+            Op::Send { repeated, gap } => {
                 let amount = amount_of(sends, *repeated);
                 sends += 1;
-                format!("send a payment of {amount} cents")
+                match gap.filter(|_| sends > 1) {
+                    Some(gap) => format!(
+                        "send a payment of {amount} cents, its id {} past the last one",
+                        ID_GAPS[usize::from(gap)]
+                    ),
+                    None => format!("send a payment of {amount} cents"),
+                }
             }
             Op::Deliver { consumer, fate } => {
                 format!(
@@ -206,6 +222,8 @@ fn decode(mix: &Mix, kinds: &[Kind], fates: &[Fate], raw: u32) -> Op {
     match kind {
         Kind::Send => Op::Send {
             repeated: (mix.repeated_amounts && rest % 10 < 7).then_some((rest / 10) as u8),
+            gap: (mix.id_gaps && (rest / 1_000) % 3 == 0)
+                .then_some(((rest / 3_000) as usize % ID_GAPS.len()) as u8),
         },
         Kind::Deliver => Op::Deliver {
             consumer,
@@ -257,7 +275,11 @@ fn histories(mix: Mix) -> impl Strategy<Value = History> {
         kinds.push((2, Kind::Finish));
     }
     let (fates, kinds) = (table(&fates), table(&kinds));
-    let first_ids = [1u64, 99, 100, 101, 127, 1_000_001];
+    let first_ids: &'static [u64] = if mix.id_gaps {
+        &FAR_FIRST_IDS
+    } else {
+        &[1, 99, 100, 101, 127, 1_000_001]
+    };
     let raw_ops = prop::proptest::collection::vec(any::<u32>(), 1..=mix.ops_max);
     (0..first_ids.len(), raw_ops).prop_map(move |(first, raw_ops)| {
         // Keep the number of payments under the stage's bound.
@@ -391,7 +413,14 @@ impl<'t> Run<'t> {
         self.trace.set_time_ms(self.clock.advance_ms(ms));
     }
 
-    fn send(&mut self, amount: i64) {
+    /// Sends a payment; with a `gap`, its id is that far past the last message's (the ids
+    /// between go to other queues).
+    fn send(&mut self, amount: i64, gap: Option<u64>) {
+        let last_id = self.amount_cents.keys().next_back().copied();
+        let gap = gap.filter(|_| last_id.is_some());
+        if let Some(gap) = gap {
+            self.broker.skip_ids(gap - 1);
+        }
         let id = self
             .broker
             .send(amount.to_string())
@@ -404,7 +433,16 @@ impl<'t> Run<'t> {
             .msg(id)
             .note(format!("pay {amount} cents"))
             .record();
-        self.tell(id, format!("m{id} was sent, paying {amount} cents"));
+        match (gap, last_id) {
+            (Some(gap), Some(last_id)) => self.tell(
+                id,
+                format!(
+                    "m{id} was sent, paying {amount} cents (its id is {gap} past m{last_id}'s: \
+                     the ids between went to other queues)"
+                ),
+            ),
+            _ => self.tell(id, format!("m{id} was sent, paying {amount} cents")),
+        }
     }
 
     fn receive(&mut self, who: usize) -> Option<Delivery> {
@@ -848,8 +886,9 @@ impl<'t> Run<'t> {
         let mut sends = 0;
         for op in &history.ops {
             match *op {
-                Op::Send { repeated } => {
-                    self.send(amount_of(sends, repeated));
+                Op::Send { repeated, gap } => {
+                    let gap = gap.map(|gap| ID_GAPS[usize::from(gap)]);
+                    self.send(amount_of(sends, repeated), gap);
                     sends += 1;
                 }
                 Op::Deliver { consumer, fate } => self.deliver(consumer, fate)?,
@@ -923,11 +962,21 @@ fn distinct_payments_both_count(ctx: &mut Ctx) {
     exactly_once(ctx, "equal payments both count", CASES, mix);
 }
 
+fn far_apart_ids_both_count(ctx: &mut Ctx) {
+    let mix = Mix {
+        repeated_amounts: true,
+        id_gaps: true,
+        ..LOST_ACKS
+    };
+    exactly_once(ctx, "ids far apart and large", CASES, mix);
+}
+
 fn dedupe_survives_restart(ctx: &mut Ctx) {
     let mix = Mix {
         consumers: 2,
         repeated_amounts: true,
         restarts: true,
+        id_gaps: true,
         ..LOST_ACKS
     };
     exactly_once(ctx, "once across consumer processes", CASES, mix);
@@ -939,6 +988,7 @@ fn redelivery_after_crash_counts(ctx: &mut Ctx) {
         repeated_amounts: true,
         restarts: true,
         crash_before_handle: true,
+        id_gaps: true,
         ..LOST_ACKS
     };
     exactly_once(ctx, "a crash before crediting loses nothing", CASES, mix);
@@ -952,6 +1002,7 @@ fn crash_between_writes(ctx: &mut Ctx) {
         crash_before_handle: true,
         crash_between_commits: true,
         slow_consumers: true,
+        id_gaps: true,
         ..LOST_ACKS
     };
     exactly_once(ctx, "a crash between two commits", CASES, mix);
@@ -966,6 +1017,7 @@ fn slow_first_attempt(ctx: &mut Ctx) {
         crash_between_commits: true,
         slow_consumers: true,
         stalls: true,
+        id_gaps: true,
         ..LOST_ACKS
     };
     exactly_once(
@@ -985,6 +1037,7 @@ fn every_payment_exactly_once(ctx: &mut Ctx) {
         crash_between_commits: true,
         slow_consumers: true,
         stalls: true,
+        id_gaps: true,
         sends_max: 40,
         ops_max: 120,
     };
@@ -1013,6 +1066,16 @@ fn checks() {
                          payments, saying the same thing. What identifies a message, as opposed \
                          to what it says?",
                 run: distinct_payments_both_count,
+            },
+            Stage {
+                id: "far-apart-ids-both-count",
+                title: "Two payments whose ids are far apart both count",
+                mentor: "Good! Message ids are unique, not small and not dense: the broker hands \
+                         ids to other queues too, so the next one can be 64, a million or 2^32 \
+                         past the last. Follow the two messages named below: does your record of \
+                         applied messages give every possible id a place of its own, or can two \
+                         ids land on the same one?",
+                run: far_apart_ids_both_count,
             },
             Stage {
                 id: "dedupe-survives-restart",

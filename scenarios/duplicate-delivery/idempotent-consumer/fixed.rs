@@ -67,6 +67,13 @@ fn applied_key(message_id: u64) -> String {
 //~     format!("applied/{message_id}")
 //~ }
 //~
+//~ wrong: applied-key-u32
+//~ /// The row that says the payment of message `message_id` is in the balance. Four bytes
+//~ /// of id keep the key short, and a ledger never sees four billion messages.
+//~ fn applied_key(message_id: u64) -> String {
+//~     format!("applied/{}", message_id as u32)
+//~ }
+//~
 //~ alt: payment-rows-sum
 //~ /// The row of the payment of message `message_id`: its amount. The balance is their sum.
 //~ fn payment_key(message_id: u64) -> String {
@@ -224,6 +231,18 @@ impl Ledger {
     //~         }
     //~         if let Some(old_id) = message_id.checked_sub(APPLIED_WINDOW) {
     //~             tx.delete(&applied_key(old_id));
+    //~         }
+    //~     });
+    //~ wrong: applied-bitmask
+    //~ /// Marks message `message_id` in one 64-bit row of applied bits, in the credit's
+    //~ /// transaction: one small row for the whole table, however many payments.
+    //~ fn credit_once(&mut self, message_id: u64, amount_cents: i64) {
+    //~     let bit = 1i64.wrapping_shl(message_id as u32);
+    //~     self.db.transaction(|tx| {
+    //~         let applied = tx.get("applied_bits").unwrap_or(0);
+    //~         if applied & bit == 0 {
+    //~             tx.put("applied_bits", applied | bit);
+    //~             tx.add(BALANCE_KEY, amount_cents);
     //~         }
     //~     });
     //~ alt: payment-rows-sum

@@ -12,8 +12,12 @@
 //! final counts equal the calls made, and each snapshot is a state the counts were in at some
 //! instant while it ran. The stage after it is a property of the same kind over a monitor
 //! taking reports with `take_and_reset()` while one or two consumers work: the reports plus the
-//! counts left after the last one add up to exactly the calls made. When a schedule fails, its
-//! story is drawn into the stage's trace.
+//! counts left after the last one add up to exactly the calls made. The last stage holds a
+//! report to what a snapshot is held to, one instant: first c1 receives and finishes m1 while
+//! the monitor takes one report, under every schedule; then the generated reporting
+//! workloads, where the reports summed so far must be a state the counts were in at some
+//! instant while the report ran. When a schedule fails, its story is drawn into the stage's
+//! trace.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex as StdMutex;
@@ -674,7 +678,10 @@ fn tell_reporting(reporting: &Reporting) -> String {
     )
 }
 
-fn run_reporting(reporting: &Reporting, story: &Story) {
+/// Runs `reporting` and checks that the reports plus what is left add up to the calls made;
+/// with `one_instant`, also that each report is the change of the counts up to one instant
+/// while it ran (so the reports so far, summed, are a state the counts were really in).
+fn run_reporting(reporting: &Reporting, story: &Story, one_instant: bool) {
     let progress = Arc::new(Progress::new());
     let start = Arc::new(Barrier::new(reporting.group.consumers.len() + 1));
     let mut consumers = Vec::new();
@@ -692,12 +699,18 @@ fn run_reporting(reporting: &Reporting, story: &Story) {
                     Call::Receive => RECEIVE,
                     Call::Process => FINISH,
                 };
-                story.step(actor.clone(), kind, Some(id), format!("{what} starts"));
+                let started = story.step(actor.clone(), kind, Some(id), format!("{what} starts"));
+                let index = {
+                    let mut log = story.log();
+                    log.calls.push(CallSpan { consumer: c, call, started, returned: None });
+                    log.calls.len() - 1
+                };
                 match call {
                     Call::Receive => progress.record_received(),
                     Call::Process => progress.record_processed(),
                 }
-                story.step(actor.clone(), EventKind::Note, Some(id), format!("{what} returned"));
+                let returned = story.step(actor.clone(), EventKind::Note, Some(id), format!("{what} returned"));
+                story.log().calls[index].returned = Some(returned);
             }
         }));
     }
@@ -709,12 +722,13 @@ fn run_reporting(reporting: &Reporting, story: &Story) {
             start.wait();
             let mut taken = Vec::new();
             for _ in 0..reports {
-                story.step("monitor", EventKind::Note, None, "take_and_reset() starts");
+                let started = story.step("monitor", EventKind::Note, None, "take_and_reset() starts");
                 let report = progress.take_and_reset();
-                story.step("monitor", EventKind::Note, None, format!(
+                let returned = story.step("monitor", EventKind::Note, None, format!(
                     "take_and_reset() returned received {}, processed {}",
                     report.received, report.processed
                 ));
+                story.log().snapshots.push(SnapshotSpan { monitor: 0, started, returned, seen: report });
                 taken.push(report);
             }
             taken
@@ -760,6 +774,37 @@ fn run_reporting(reporting: &Reporting, story: &Story) {
             told.processed
         ));
     }
+    if !one_instant {
+        return;
+    }
+    let (calls, spans) = {
+        let log = story.log();
+        (log.calls.clone(), log.snapshots.clone())
+    };
+    let mut so_far = Counts::default();
+    for (k, span) in spans.iter().enumerate() {
+        so_far.received += span.seen.received;
+        so_far.processed += span.seen.processed;
+        let states = possible_states(&reporting.group, &calls, &SnapshotSpan { seen: so_far, ..*span });
+        if !states.contains(&so_far) {
+            let told: Vec<String> = states
+                .iter()
+                .map(|state| format!("{}/{}", state.received, state.processed))
+                .collect();
+            story.fail(None, format!(
+                "report {} said received {}, processed {}; with the reports before it, that \
+                 says the consumers had made {} receives and {} finishes at the instant of the \
+                 report, but while take_and_reset() ran the totals (received/processed) could \
+                 only be {}: the report's two counts were taken at two instants",
+                k + 1,
+                span.seen.received,
+                span.seen.processed,
+                so_far.received,
+                so_far.processed,
+                told.join(" or ")
+            ));
+        }
+    }
 }
 
 /// Consumers at work while the monitor takes reports: every update is in exactly one report
@@ -774,7 +819,7 @@ fn reports_add_up(ctx: &mut Ctx) {
         |reporting, trace| {
             let search = reporting.group.search();
             let run = reporting.clone();
-            let verdict = search_schedules(search, trace, move |story| run_reporting(&run, story));
+            let verdict = search_schedules(search, trace, move |story| run_reporting(&run, story, false));
             bughunt_kit::explore::take_replay();
             verdict
                 .map(|_| ())
@@ -789,6 +834,83 @@ fn reports_add_up(ctx: &mut Ctx) {
 }
 
 const REPORTINGS: u32 = 8;
+
+/// The monitor takes one report while c1 receives and then finishes m1, under every
+/// schedule; then generated groups with one or two reports, under random schedules. Each
+/// report must be the counts of one instant: one of the states c1 went through, and the
+/// counts left after it what came after that instant.
+fn report_is_one_instant(ctx: &mut Ctx) {
+    explore_story(ctx, "c1 receives then finishes m1 while the monitor takes one report with take_and_reset()", |story| {
+        let progress = Arc::new(Progress::new());
+        let c1 = {
+            let story = story.clone();
+            let progress = progress.clone();
+            thread::spawn(move || {
+                story.step("c1", EventKind::Deliver, Some(1), "record_received() starts");
+                progress.record_received();
+                story.step("c1", EventKind::Process, Some(1), "record_processed() starts");
+                progress.record_processed();
+                story.step("c1", EventKind::Note, Some(1), "record_processed() returned");
+            })
+        };
+        let monitor = {
+            let story = story.clone();
+            let progress = progress.clone();
+            thread::spawn(move || {
+                story.step("monitor", EventKind::Note, Some(1), "take_and_reset() starts");
+                let report = progress.take_and_reset();
+                story.step("monitor", EventKind::Note, Some(1), format!(
+                    "take_and_reset() returned received {}, processed {}",
+                    report.received, report.processed
+                ));
+                report
+            })
+        };
+        c1.join().expect("c1 panicked");
+        let report = monitor.join().expect("the monitor panicked");
+        let left = progress.snapshot();
+        let valid = [
+            Counts { received: 0, processed: 0 },
+            Counts { received: 1, processed: 0 },
+            Counts { received: 1, processed: 1 },
+        ];
+        if !valid.contains(&report) {
+            story.fail(Some(1), format!(
+                "the monitor's report says received {}, processed {}, which is none of the \
+                 states c1 went through while handling m1 (0/0, 1/0, 1/1): its two counts were \
+                 taken at two instants, with m1's receive and finish landing between them",
+                report.received, report.processed
+            ));
+        }
+        let told = Counts {
+            received: report.received + left.received,
+            processed: report.processed + left.processed,
+        };
+        if told != (Counts { received: 1, processed: 1 }) {
+            story.fail(Some(1), format!(
+                "the report said received {}, processed {} and the counts left after it say \
+                 received {}, processed {}: together not the one receive and one finish c1 made",
+                report.received, report.processed, left.received, left.processed
+            ));
+        }
+    });
+    prop::for_all(
+        ctx,
+        "every report is the counts of one instant",
+        REPORTINGS,
+        reportings(),
+        tell_reporting,
+        |reporting, trace| {
+            let search = reporting.group.search();
+            let run = reporting.clone();
+            let verdict = search_schedules(search, trace, move |story| run_reporting(&run, story, true));
+            bughunt_kit::explore::take_replay();
+            verdict
+                .map(|_| ())
+                .map_err(|detail| format!("{detail} (found by {})", search.describe()))
+        },
+    );
+}
 
 #[test]
 fn checks() {
@@ -846,6 +968,16 @@ fn checks() {
                          report and the reset one step, or can a consumer update the counts \
                          between them?",
                 run: reports_add_up,
+            },
+            Stage {
+                id: "report-is-one-instant",
+                title: "Each report is the counts of one instant",
+                mentor: "Last one: every update is in exactly one report. But a report is read \
+                         as a pair, like a snapshot: the monitor subtracts one count from the \
+                         other. The report below pairs counts that were never true together \
+                         (the story shows the schedule). Are both counts read and zeroed at one \
+                         instant, or one after the other with updates possible in between?",
+                run: report_is_one_instant,
             },
         ],
     );

@@ -2,7 +2,8 @@
 //!
 //! Each consumer counts the messages it receives and the messages it finishes; a monitor
 //! reads both counts to report how many messages are in flight (the group's lag), and takes
-//! reports of the counts since its last report. They all share one `Progress` through an
+//! reports of the counts since its last report. A snapshot and a report are each one instant
+//! of both counts. They all share one `Progress` through an
 //! `Arc`, each from its own thread, and every read and write of the counts goes through one
 //! mutex.
 
@@ -35,7 +36,9 @@ use bughunt_kit::sync::{Mutex, MutexGuard};
 //~ alt: owner-thread
 //~ use bughunt_kit::sync::{mpsc, Mutex};
 //~ use bughunt_kit::thread;
-//~ alt: stable-double-read
+//~ wrong: swap-per-count-report
+//~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
+//~ wrong: swap-processed-first
 //~ use bughunt_kit::sync::atomic::{AtomicU64, Ordering};
 //~ end
 
@@ -94,7 +97,10 @@ pub struct Progress {
     //~ alt: owner-thread
     //~ /// To the thread that owns the counts; dropping it ends that thread.
     //~ owner: Mutex<mpsc::SyncSender<Request>>,
-    //~ alt: stable-double-read
+    //~ wrong: swap-per-count-report
+    //~ received: AtomicU64,
+    //~ processed: AtomicU64,
+    //~ wrong: swap-processed-first
     //~ received: AtomicU64,
     //~ processed: AtomicU64,
     //~ end
@@ -182,7 +188,12 @@ impl Progress {
         //~ Self {
         //~     owner: Mutex::new(owner),
         //~ }
-        //~ alt: stable-double-read
+        //~ wrong: swap-per-count-report
+        //~ Self {
+        //~     received: AtomicU64::new(0),
+        //~     processed: AtomicU64::new(0),
+        //~ }
+        //~ wrong: swap-processed-first
         //~ Self {
         //~     received: AtomicU64::new(0),
         //~     processed: AtomicU64::new(0),
@@ -239,7 +250,9 @@ impl Progress {
         //~ });
         //~ alt: owner-thread
         //~ self.tell(Request::Received);
-        //~ alt: stable-double-read
+        //~ wrong: swap-per-count-report
+        //~ self.received.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: swap-processed-first
         //~ self.received.fetch_add(1, Ordering::SeqCst);
         //~ end
     }
@@ -285,7 +298,9 @@ impl Progress {
         //~ });
         //~ alt: owner-thread
         //~ self.tell(Request::Processed);
-        //~ alt: stable-double-read
+        //~ wrong: swap-per-count-report
+        //~ self.processed.fetch_add(1, Ordering::SeqCst);
+        //~ wrong: swap-processed-first
         //~ self.processed.fetch_add(1, Ordering::SeqCst);
         //~ end
     }
@@ -379,7 +394,20 @@ impl Progress {
         //~ let (reply, answer) = mpsc::sync_channel(1);
         //~ self.tell(Request::Snapshot(reply));
         //~ answer.recv().expect("the thread that owns the counts is gone")
-        //~ alt: stable-double-read
+        //~ wrong: swap-per-count-report
+        //~ // Counts only grow: if `received` is the same before and after reading `processed`,
+        //~ // it held that value at the instant `processed` was read, so the pair is that instant.
+        //~ loop {
+        //~     let received = self.received.load(Ordering::SeqCst);
+        //~     let processed = self.processed.load(Ordering::SeqCst);
+        //~     if self.received.load(Ordering::SeqCst) == received {
+        //~         return Counts {
+        //~             received,
+        //~             processed,
+        //~         };
+        //~     }
+        //~ }
+        //~ wrong: swap-processed-first
         //~ // Counts only grow: if `received` is the same before and after reading `processed`,
         //~ // it held that value at the instant `processed` was read, so the pair is that instant.
         //~ loop {
@@ -395,7 +423,10 @@ impl Progress {
         //~ end
     }
 
-    /// The counts since the last report, as one report; the counts start again from zero.
+    /// The counts since the last report, as one report: both counts as of one instant, at
+    /// which the counts start again from zero. Like a snapshot, a report is read as a pair
+    /// (received minus processed is the lag since the last report), so its two counts must
+    /// have been true together.
     pub fn take_and_reset(&self) -> Counts {
         //~ site: split-reset
         // FIX: the report and the reset happen under one guard. Taken under two, an update
@@ -458,12 +489,21 @@ impl Progress {
         //~ let (reply, answer) = mpsc::sync_channel(1);
         //~ self.tell(Request::TakeAndReset(reply));
         //~ answer.recv().expect("the thread that owns the counts is gone")
-        //~ alt: stable-double-read
+        //~ wrong: swap-per-count-report
         //~ // swap reads and zeroes a count in one step: every update is in this report or
         //~ // in the counts left for the next one, never in neither.
         //~ Counts {
         //~     received: self.received.swap(0, Ordering::SeqCst),
         //~     processed: self.processed.swap(0, Ordering::SeqCst),
+        //~ }
+        //~ wrong: swap-processed-first
+        //~ // processed first: a finish counted in this report was received before the swap
+        //~ // of received, so the report never shows more finished than received.
+        //~ let processed = self.processed.swap(0, Ordering::SeqCst);
+        //~ let received = self.received.swap(0, Ordering::SeqCst);
+        //~ Counts {
+        //~     received,
+        //~     processed,
         //~ }
         //~ end
     }
@@ -516,7 +556,8 @@ impl Progress {
     //~         .send(request)
     //~         .expect("the thread that owns the counts is gone");
     //~ }
-    //~ alt: stable-double-read
+    //~ wrong: swap-per-count-report
+    //~ wrong: swap-processed-first
     //~ end
 }
 //~ region
