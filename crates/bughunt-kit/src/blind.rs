@@ -290,7 +290,12 @@ pub fn timer_note_for(source: &str, detail: &str) -> Option<String> {
 }
 
 /// [`timer_note_for`] the learner's `src/lib.rs`.
-pub fn timer_note(detail: &str) -> Option<String> {
+///
+/// `hung` says the last schedule search itself saw a schedule that never ended (shuttle's
+/// deadlock or step bound, as [`crate::explore::take_hung`] tells), whatever words the
+/// stage's own report uses.
+pub fn timer_note(detail: &str, hung: bool) -> Option<String> {
+    let detail = if hung { "deadlock" } else { detail };
     timer_note_for(&learner_source()?, detail)
 }
 

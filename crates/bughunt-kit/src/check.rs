@@ -164,6 +164,7 @@ fn run_stages_reporting_to(
         let mut ctx = Ctx::default();
         LAST_PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
         crate::explore::take_replay();
+        crate::explore::take_hung();
         let started = std::time::Instant::now();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| (stage.run)(&mut ctx)));
         let entry = &mut report.stages[index];
@@ -180,10 +181,12 @@ fn run_stages_reporting_to(
             Err(payload) => {
                 entry.status = Status::Failed;
                 entry.detail = Some(panic_text(payload.as_ref()));
+                let hung = crate::explore::take_hung();
                 if cfg!(any(feature = "shuttle", feature = "loom")) {
                     // A timer that never fires under the checker is the likeliest reason a
                     // fix with one hangs here: say so, with the line.
-                    if let Some(note) = entry.detail.as_deref().and_then(crate::blind::timer_note) {
+                    let detail = entry.detail.as_deref().unwrap_or_default();
+                    if let Some(note) = crate::blind::timer_note(detail, hung) {
                         entry.mentor = format!("{} {note}", entry.mentor);
                     }
                 }

@@ -161,6 +161,14 @@ pub fn explorer_name() -> &'static str {
 thread_local! {
     static LAST_FAILING_SCHEDULE: std::cell::RefCell<Option<String>> =
         const { std::cell::RefCell::new(None) };
+    static LAST_SEARCH_HUNG: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a search on this thread, since this was last asked, failed on a schedule that
+/// never ended: shuttle found every thread blocked (a deadlock), or a schedule ran past
+/// [`STEPS_MAX`]. Stages word their own failures; this is the checker's own account.
+pub fn take_hung() -> bool {
+    LAST_SEARCH_HUNG.with(|hung| hung.replace(false))
 }
 
 /// How to see the last failure of [`explore`] on this thread again, once: the check runner
@@ -350,6 +358,14 @@ where
         .and_then(|entry| std::fs::read_to_string(entry.path()).ok());
     let _ = std::fs::remove_dir_all(&folder);
     if let Err(panic) = outcome {
+        let text = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.contains("deadlock!") || text.contains("max_steps") || text.contains("step bound") {
+            LAST_SEARCH_HUNG.with(|hung| hung.set(true));
+        }
         crate::steps::remember_failure(&decisions, test.clone());
         if let Some(schedule) = schedule {
             let schedule = schedule.trim().to_owned();
@@ -461,6 +477,7 @@ mod tests {
         });
         assert!(racy.is_err());
         take_replay();
+        assert!(!take_hung(), "a lost update is no hang");
         let steps = take_steps();
         assert!(!steps.is_empty(), "no steps were recorded");
         assert!(
@@ -493,6 +510,8 @@ mod tests {
         });
         assert!(outcome.is_err());
         take_replay();
+        assert!(take_hung(), "a schedule past the step bound never ended");
+        assert!(!take_hung(), "told once");
         // Its steps are the last ones before the bound, at most `STEPS_KEPT`.
         let steps = take_steps();
         assert!(!steps.is_empty() && steps.len() <= crate::steps::STEPS_KEPT);
