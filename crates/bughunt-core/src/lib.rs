@@ -21,3 +21,4 @@ pub mod state;
 pub mod text;
 pub mod topics;
 pub mod validate;
+pub mod watch;
