@@ -75,7 +75,9 @@ pub enum Input {
     Saved,
     Key(Key),
     /// The running check ended; `passed` when every stage passed.
-    CheckFinished { passed: bool },
+    CheckFinished {
+        passed: bool,
+    },
     /// The probe file's event arrived: file events work here.
     ProbeSeen,
     /// [`PROBE_BOUND`] passed without the probe's event.
@@ -223,7 +225,10 @@ impl Watch {
     /// The keys that work now, for the status line.
     pub fn keys(&self) -> Vec<(&'static str, &'static str)> {
         if self.asking_reveal {
-            return vec![("y", "reveal the fix (recorded)"), ("any other key", "cancel")];
+            return vec![
+                ("y", "reveal the fix (recorded)"),
+                ("any other key", "cancel"),
+            ];
         }
         let mut keys = Vec::new();
         if self.passed && !self.checking {
@@ -382,9 +387,13 @@ mod tests {
     #[test]
     fn explain_and_next_come_after_a_pass() {
         let mut watch = started(Mode::Auto);
-        assert!(matches!(&watch.step(Input::Key(Key::Explain))[..], [Action::Say(s)] if s.contains("Wait")));
+        assert!(
+            matches!(&watch.step(Input::Key(Key::Explain))[..], [Action::Say(s)] if s.contains("Wait"))
+        );
         watch.step(Input::CheckFinished { passed: false });
-        assert!(matches!(&watch.step(Input::Key(Key::Next))[..], [Action::Say(s)] if s.contains("after a pass")));
+        assert!(
+            matches!(&watch.step(Input::Key(Key::Next))[..], [Action::Say(s)] if s.contains("after a pass"))
+        );
         assert!(!watch.status_line().contains("e explain"));
         watch.step(Input::Saved);
         watch.step(Input::CheckFinished { passed: true });
@@ -406,7 +415,9 @@ mod tests {
         assert!(watch.status_line().contains("y reveal"));
         // A save while asking still checks.
         assert_eq!(watch.step(Input::Saved), vec![Action::StartCheck]);
-        assert!(matches!(&watch.step(Input::Key(Key::Hint))[..], [Action::Say(s)] if s == "Not revealed."));
+        assert!(
+            matches!(&watch.step(Input::Key(Key::Hint))[..], [Action::Say(s)] if s == "Not revealed.")
+        );
         watch.step(Input::CheckFinished { passed: false });
         watch.step(Input::Key(Key::Reveal));
         assert_eq!(
