@@ -293,11 +293,19 @@ fn print(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Clears the screen and puts the cursor home (ESC [2J, ESC [H; not the scrollback, so a
+/// long compile error stays readable above). Written past anstream, which would strip it
+/// with the colours under `NO_COLOR`: clearing is watch's layout, not a style.
+fn clear_screen() -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(b"\x1b[2J\x1b[H")?;
+    out.flush()?;
+    Ok(())
+}
+
 fn redraw(screen: &Screen, watch: &Watch, header: &str) -> Result<()> {
-    // Clear the screen and go home: ESC [2J, ESC [H. (Not the scrollback: a long compile
-    // error stays readable above.)
-    let mut page = String::from("\x1b[2J\x1b[H");
-    page.push_str(header);
+    clear_screen()?;
+    let mut page = String::from(header);
     page.push_str(&screen.verdict);
     if !screen.note.is_empty() {
         page.push('\n');
@@ -390,8 +398,9 @@ pub fn run(args: Args) -> CmdResult {
         },
     };
     let mut head = header(&home);
-    screen.verdict = "Checking…\n".to_owned();
-    redraw(&screen, &state, &head)?;
+    // The first check's status line follows.
+    clear_screen()?;
+    print(&head)?;
     let mut pending = first;
     let outcome = loop {
         let mut quit = false;
