@@ -355,9 +355,32 @@ fn is_source_save(path: &Path, src: &Path) -> bool {
     path.starts_with(src) && path.extension().is_some_and(|e| e == "rs")
 }
 
+/// A fingerprint of the `.rs` files in `src` (names and bytes). A change event whose files
+/// hash as before is no save: `start` writing a new hunt, an editor touching a file, the
+/// second batch of one slow write.
+fn sources_hash(src: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut files: Vec<PathBuf> = std::fs::read_dir(src)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        file.hash(&mut hasher);
+        std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 pub fn run(args: Args) -> CmdResult {
     let home = Home::find_from_current_dir()?;
     let mut src = current_src(&home)?;
+    let mut sources = sources_hash(&src);
     if !std::io::stdin().is_terminal() {
         bail!("watch reads keys from a terminal; run it in one, or use `bughunt check`");
     }
@@ -437,6 +460,7 @@ pub fn run(args: Args) -> CmdResult {
                     screen.note.clear();
                     screen.said.clear();
                     src = current_src(&home)?;
+                    sources = sources_hash(&src);
                     head = header(&home);
                     let home = home.clone();
                     // Built in a session of watch's, so `q` ends it too.
@@ -504,7 +528,11 @@ pub fn run(args: Args) -> CmdResult {
                     inputs.extend(state.step(Input::ProbeSeen));
                 }
                 if paths.iter().any(|p| is_source_save(p, &src)) {
-                    inputs.extend(state.step(Input::Saved));
+                    let now = sources_hash(&src);
+                    if now != sources {
+                        sources = now;
+                        inputs.extend(state.step(Input::Saved));
+                    }
                 }
                 inputs
             }
