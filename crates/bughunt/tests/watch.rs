@@ -19,6 +19,11 @@ const REAP_BOUND: Duration = Duration::from_secs(5);
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Held by each test that builds: two cargo builds at once in the shared target folder make
+/// each other's artifacts look newer than what depends on them, and a check after a
+/// prebuild would then rebuild for a reason that is not the prebuild's.
+static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A fast std (sim) template: its checks build and run in well under a second once warm.
 const TEMPLATE: &str = "visibility-timeout";
 
@@ -226,6 +231,9 @@ fn watch_end_to_end_in_tmux() {
     if !Tmux::available() {
         return;
     }
+    let _building = BUILDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (_dir, home) = new_home();
     ok(&home, &["start", TEMPLATE, "--seed", "11"]);
     let lib = lib_of(&home);
@@ -327,6 +335,9 @@ fn watch_end_to_end_in_tmux() {
 /// the first check builds nothing: cargo compiles no crate for it.
 #[test]
 fn the_first_check_after_start_is_warm() {
+    let _building = BUILDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (_dir, home) = new_home();
     let started = Instant::now();
     let output = Command::new(bin())

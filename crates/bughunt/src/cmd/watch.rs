@@ -141,24 +141,26 @@ impl Drop for RawTerminal {
     }
 }
 
-/// The key reader's controls: a pause asked by the main thread, acknowledged by the reader
-/// once it no longer reads, and lifted by a message on `resume`.
+/// The key reader's controls. A pause is a flag the main thread raises; the reader, at the
+/// top of its loop (within [`KEY_POLL`]), acknowledges it on `paused` and parks until the
+/// flag is lowered and it is unparked, so it never reads a key meant for an editor.
 struct KeyReader {
     pause: Arc<AtomicBool>,
     paused: Receiver<()>,
-    resume: SyncSender<()>,
+    reader: std::thread::Thread,
 }
 
 impl KeyReader {
     fn spawn(events: SyncSender<Event>) -> KeyReader {
         let pause = Arc::new(AtomicBool::new(false));
         let (paused_tx, paused_rx) = mpsc::sync_channel::<()>(1);
-        let (resume_tx, resume_rx) = mpsc::sync_channel::<()>(1);
         let pause_flag = pause.clone();
-        std::thread::spawn(move || loop {
+        let reader = std::thread::spawn(move || loop {
             if pause_flag.load(Ordering::SeqCst) {
-                if paused_tx.send(()).is_err() || resume_rx.recv().is_err() {
-                    return;
+                // A full channel already holds an acknowledgement.
+                let _ = paused_tx.try_send(());
+                while pause_flag.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(KEY_POLL);
                 }
                 continue;
             }
@@ -170,39 +172,46 @@ impl KeyReader {
             // SAFETY: one valid pollfd.
             let ready = unsafe { libc::poll(&mut poll, 1, KEY_POLL.as_millis() as libc::c_int) };
             if ready <= 0 {
-                continue;
+                continue; // nothing yet, or a signal interrupted the wait
             }
             let mut byte = 0u8;
             // SAFETY: reads at most one byte into `byte`.
             let read = unsafe { libc::read(libc::STDIN_FILENO, (&mut byte as *mut u8).cast(), 1) };
             let key = match read {
                 1 => Key::from_byte(byte),
+                -1 if matches!(
+                    std::io::Error::last_os_error().kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+                {
+                    continue
+                }
                 // The terminal is gone (closed, hung up): as good as `q`.
                 _ => Key::Quit,
             };
-            if events.send(Event::Key(key)).is_err() || (read != 1) {
+            if events.send(Event::Key(key)).is_err() || read != 1 {
                 return;
             }
         });
         KeyReader {
             pause,
             paused: paused_rx,
-            resume: resume_tx,
+            reader: reader.thread().clone(),
         }
     }
 
     /// Runs `f` with the terminal as it was before watch (an editor, a question), the
     /// reader paused, then takes the terminal back.
     fn hand_over<T>(&self, terminal: &RawTerminal, f: impl FnOnce() -> T) -> Result<T> {
+        while self.paused.try_recv().is_ok() {} // an acknowledgement of an earlier pause
         self.pause.store(true, Ordering::SeqCst);
-        let paused = self.paused.recv_timeout(KEY_PAUSE_BOUND).is_ok();
+        // Bounded: a reader blocked on a full queue cannot answer, and the editor must open.
+        let _ = self.paused.recv_timeout(KEY_PAUSE_BOUND);
         terminal.restore();
         let result = f();
         terminal.raw()?;
         self.pause.store(false, Ordering::SeqCst);
-        if paused {
-            let _ = self.resume.try_send(());
-        }
+        self.reader.unpark();
         Ok(result)
     }
 }
