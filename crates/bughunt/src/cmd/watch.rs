@@ -394,6 +394,12 @@ pub fn run(args: Args) -> CmdResult {
         bail!("watch reads keys from a terminal; run it in one, or use `bughunt check`");
     }
     let terminal = RawTerminal::enter()?;
+    let probe = home.root.join(PROBE_FILE);
+    // However watch ends (a key, an error), what it started ends before the terminal is
+    // given back.
+    let cleanup = EndChildren {
+        probe: probe.clone(),
+    };
     let (events_tx, events) = mpsc::sync_channel::<Event>(watch::INPUT_QUEUE_MAX);
     let keys = KeyReader::spawn(events_tx.clone());
     let checker = spawn_checker(
@@ -408,7 +414,6 @@ pub fn run(args: Args) -> CmdResult {
     };
     let (mut state, first) = Watch::new(mode);
     let mut screen = Screen::default();
-    let probe = home.root.join(PROBE_FILE);
     let mut probe_deadline = None;
     // The watcher lives as long as this binding: dropping it stops the events.
     let _watcher = match mode {
@@ -576,10 +581,22 @@ pub fn run(args: Args) -> CmdResult {
         }
         process::end_live_children();
     }
-    let _ = std::fs::remove_file(&probe);
+    drop(cleanup);
     drop(terminal);
     print("\n")?;
     outcome
+}
+
+/// Ends every child session of watch's and removes the probe file when dropped.
+struct EndChildren {
+    probe: PathBuf,
+}
+
+impl Drop for EndChildren {
+    fn drop(&mut self) {
+        process::end_live_children();
+        let _ = std::fs::remove_file(&self.probe);
+    }
 }
 
 fn fs_write_probe(probe: &Path) -> Result<()> {
