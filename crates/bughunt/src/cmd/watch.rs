@@ -53,7 +53,9 @@ pub struct Args {
     /// Check only when you press `c`, not on every save.
     #[arg(long)]
     manual: bool,
-    /// The bound on running the checks, in seconds, as for `bughunt check`.
+    /// The bound on running each check, in seconds, counted once its build is over (the build
+    /// has a bound of its own, 900 s), as for `bughunt check`; past it the check is stopped and
+    /// counts as failed (a deadlock, or a task that never exits).
     #[arg(
         long,
         value_name = "SECS",
