@@ -465,6 +465,119 @@ pub fn untrusted_report(report: &CheckReport, template: &Template, nonce: &str) 
     None
 }
 
+/// The `cargo test` of a hunt's checks, as `check` runs it and as the prebuild after
+/// `start` runs it (with `--no-run`). Both must build with the same arguments and
+/// environment, or the check would build again what the prebuild built.
+fn cargo_test_command(home: &Home, cargo: &Path, package: &str, color: bool) -> Command {
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&home.root)
+        // Nothing from the environment may stand in for the compiler or the test binary.
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC")
+        .env_remove("RUSTC")
+        .args(["test", "--quiet", "-p", package, "--test", "checks"])
+        // cargo says when the build is over, so the bound on the checks counts from there.
+        .arg("--message-format=json-render-diagnostics")
+        .arg(if color {
+            "--color=always"
+        } else {
+            "--color=never"
+        });
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if (name.starts_with("CARGO_TARGET_") && name.ends_with("_RUNNER"))
+            || name.starts_with("CARGO_ALIAS_")
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
+/// The crate a line of cargo's JSON messages says was compiled now (not found fresh).
+fn compiled_artifact(line: &str) -> Option<String> {
+    if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains("\"fresh\":false") {
+        return None;
+    }
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(message["target"]["name"].as_str()?.to_owned())
+}
+
+/// Where the prebuild after `start` writes what cargo said.
+pub const PREBUILD_LOG: &str = ".bughunt/prebuild.log";
+
+/// What a prebuild did.
+#[derive(Debug)]
+pub struct Prebuilt {
+    pub key: String,
+    /// The crates cargo compiled.
+    pub compiled: Vec<String>,
+    pub success: bool,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+/// Builds the current hunt's checks without running them (`cargo test --no-run` with the
+/// arguments and environment of [`check`]), so the learner's first check is warm. Bounded
+/// by [`CHECK_BUILD_BOUND`], in a session of its own; cargo's build lock keeps it and a
+/// check from building at once, so a check beside it waits for it, never reads half of it.
+/// Writes nothing but [`PREBUILD_LOG`]; the state is not touched.
+pub fn prebuild(home: &Home, catalog: &Catalog, cargo: &Path) -> Result<Prebuilt> {
+    let (state, hunt, pick) = current(home, catalog)?;
+    let package = package_name(&state.home_id, hunt.number, &hunt.template, &hunt.site);
+    crate::foreign::refuse_foreign_files(home)?;
+    let mut command = cargo_test_command(home, cargo, &package, false);
+    command.arg("--no-run");
+    let compiled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let compiled_by_cargo = compiled.clone();
+    let finished = run_phased(
+        command,
+        CHECK_BUILD_BOUND,
+        None,
+        OutputLimit::CHECK,
+        move |line| {
+            if let Some(name) = compiled_artifact(line) {
+                if let Ok(mut compiled) = compiled_by_cargo.lock() {
+                    compiled.push(name);
+                }
+            }
+        },
+    )
+    .with_context(|| format!("cannot run {}", cargo.display()))?;
+    let compiled = compiled.lock().map(|c| c.clone()).unwrap_or_default();
+    let prebuilt = Prebuilt {
+        key: pick.key(),
+        compiled,
+        success: finished.success(),
+        timed_out: finished.timed_out(),
+        elapsed: finished.elapsed,
+    };
+    let log = format!(
+        "prebuild of {} ({package}): {} in {} ms; compiled: {}\n{}",
+        prebuilt.key,
+        if prebuilt.timed_out {
+            format!("stopped at the bound of {} s", CHECK_BUILD_BOUND.as_secs())
+        } else if prebuilt.success {
+            "built".to_owned()
+        } else {
+            "failed (the check will say why)".to_owned()
+        },
+        prebuilt.elapsed.as_millis(),
+        if prebuilt.compiled.is_empty() {
+            "nothing (already built)".to_owned()
+        } else {
+            prebuilt.compiled.join(", ")
+        },
+        finished.stderr
+    );
+    fs_err::write(home.root.join(PREBUILD_LOG), log)?;
+    Ok(prebuilt)
+}
+
 /// Everything a check found.
 #[derive(Debug)]
 pub struct Checked {
@@ -476,6 +589,8 @@ pub struct Checked {
     pub cargo_stderr: String,
     /// Files bughunt put back because they differed from the catalog.
     pub restored: Vec<String>,
+    /// The crates cargo compiled for this check (empty when the build was warm), in order.
+    pub compiled: Vec<String>,
     pub timeout: Duration,
     pub first_pass: bool,
     pub hints_left: u8,
@@ -533,34 +648,10 @@ pub fn check(
         .reports_dir()
         .join(format!("{report_name}.{nonce}.json"));
     fs_err::create_dir_all(home.reports_dir())?;
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(&home.root)
-        .env(REPORT_ENV, &report_path)
-        .env(NONCE_ENV, &nonce)
-        // Nothing from the environment may stand in for the compiler or the test binary.
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
-        .env_remove("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CARGO_BUILD_RUSTC")
-        .env_remove("RUSTC")
-        .args(["test", "--quiet", "-p", &package, "--test", "checks"])
-        // cargo says when the build is over, so the bound on the checks counts from there.
-        .arg("--message-format=json-render-diagnostics")
-        .arg(if color {
-            "--color=always"
-        } else {
-            "--color=never"
-        });
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if (name.starts_with("CARGO_TARGET_") && name.ends_with("_RUNNER"))
-            || name.starts_with("CARGO_ALIAS_")
-        {
-            command.env_remove(name.as_ref());
-        }
-    }
+    let mut command = cargo_test_command(home, cargo, &package, color);
+    command.env(REPORT_ENV, &report_path).env(NONCE_ENV, &nonce);
+    let compiled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let compiled_by_cargo = compiled.clone();
     let phase = SecondPhase {
         marker: CARGO_BUILD_FINISHED,
         bound: timeout,
@@ -570,7 +661,13 @@ pub fn check(
         CHECK_BUILD_BOUND,
         Some(phase),
         OutputLimit::CHECK,
-        |_| {},
+        move |line| {
+            if let Some(name) = compiled_artifact(line) {
+                if let Ok(mut compiled) = compiled_by_cargo.lock() {
+                    compiled.push(name);
+                }
+            }
+        },
     )
     .with_context(|| {
         format!(
@@ -578,6 +675,7 @@ pub fn check(
             cargo.display()
         )
     })?;
+    let compiled = compiled.lock().map(|c| c.clone()).unwrap_or_default();
     let report = CheckReport::read_from(&report_path).ok();
     // The last run's report stays as `<hunt>.json` for whoever wants to read it.
     let _ = fs_err::rename(
@@ -645,6 +743,7 @@ pub fn check(
         report,
         cargo_stderr: finished.stderr,
         restored,
+        compiled,
         timeout,
         first_pass,
         hints_left,

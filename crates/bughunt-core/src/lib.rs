@@ -23,3 +23,4 @@ pub mod svg;
 pub mod text;
 pub mod topics;
 pub mod validate;
+pub mod watch;

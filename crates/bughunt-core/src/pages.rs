@@ -29,8 +29,25 @@ fn pick_for<'a>(catalog: &'a Catalog, key: &str) -> Option<Pick<'a>> {
     Some(Pick { template, site })
 }
 
+/// A path relative to the home, as a link to its file (see [`crate::text::file_link`]).
+fn link(home: &Home, relative: &str) -> String {
+    crate::text::file_link(&home.root.join(relative), relative)
+}
+
+/// A `file:line` location as the checks report it (relative to the home, as cargo compiles
+/// it, or absolute), shown relative to the home and linked to its file.
+fn link_at(home: &Home, location: &str) -> String {
+    let shown = home.relative(Path::new(location));
+    let file = location
+        .split(':')
+        .next()
+        .filter(|file| !file.is_empty())
+        .unwrap_or(location);
+    crate::text::file_link(&home.root.join(file), &shown)
+}
+
 /// After `start` (and a `challenge` that started something).
-pub fn started(catalog: &Catalog, started: &Started) -> String {
+pub fn started(home: &Home, catalog: &Catalog, started: &Started) -> String {
     let (key, lib, seed, intro) = match started {
         Started::AllSolved => {
             return format!(
@@ -68,7 +85,8 @@ pub fn started(catalog: &Catalog, started: &Started) -> String {
     let mut out = format!("{intro} {STRONG}{}{STRONG:#}\n\n", pick.template.id());
     out.push_str(&bug_hunt_header(catalog, pick.template, pick.site, seed));
     out.push_str(&format!(
-        "Edit  {STRONG}{lib}{STRONG:#}   (bug site {}, seed {seed})\nthen  {STRONG}bughunt check{STRONG:#}   (stuck? `bughunt hint`)\n",
+        "Edit  {STRONG}{}{STRONG:#}   (bug site {}, seed {seed})\nthen  {STRONG}bughunt check{STRONG:#}   (stuck? `bughunt hint`)\n",
+        link(home, lib),
         pick.site.id
     ));
     out
@@ -170,7 +188,7 @@ pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
             out.push_str(&checked.cargo_stderr);
             out.push_str(&format!(
                 "\n{BAD}✗ {} does not compile yet.{BAD:#} Fix the errors above, then `bughunt check` again.\n",
-                checked.lib
+                link(home, &checked.lib)
             ));
             return out;
         }
@@ -224,10 +242,7 @@ pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
                     out.push_str(&paragraph("  What happened: ", detail).replace("\n\n", "\n"));
                 }
                 if let Some(location) = &stage.location {
-                    out.push_str(&format!(
-                        "  (checked at {})\n",
-                        home.relative(Path::new(location))
-                    ));
+                    out.push_str(&format!("  (checked at {})\n", link_at(home, location)));
                 }
                 let events = drawn_trace(stage);
                 if !events.is_empty() {
@@ -266,7 +281,7 @@ pub fn checked(home: &Home, catalog: &Catalog, checked: &Checked) -> String {
             };
             out.push_str(&format!(
                 "The bug is still there. Edit {} and `bughunt check` again; {hint}.\n",
-                checked.lib
+                link(home, &checked.lib)
             ));
         }
     }
@@ -352,12 +367,12 @@ pub fn explain_refused(hunt: &HuntState) -> String {
 }
 
 /// After `challenge`.
-pub fn challenged(catalog: &Catalog, challenged: &Challenged) -> String {
+pub fn challenged(home: &Home, catalog: &Catalog, challenged: &Challenged) -> String {
     match challenged {
         Challenged::Started(started_hunt) => {
             format!(
                 "A similar but different bug.\n{}",
-                started(catalog, started_hunt)
+                started(home, catalog, started_hunt)
             )
         }
         Challenged::NotYet { lib } => format!(

@@ -183,16 +183,47 @@ pub fn end_children_on_interrupt() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let _ = ctrlc::set_handler(|| {
-            let sessions: Vec<libc::pid_t> = LIVE_SESSIONS
-                .lock()
-                .map(|live| live.iter().copied().collect())
-                .unwrap_or_default();
-            for session in sessions {
-                end_session(session);
-            }
+            end_live_children();
+            restore_terminal();
             std::process::exit(130);
         });
     });
+}
+
+/// Ends every child session bughunt is running now (for a command that quits on a key, as
+/// `watch` does on `q`, while a check runs in another thread).
+pub fn end_live_children() {
+    let sessions: Vec<libc::pid_t> = LIVE_SESSIONS
+        .lock()
+        .map(|live| live.iter().copied().collect())
+        .unwrap_or_default();
+    for session in sessions {
+        end_session(session);
+    }
+}
+
+/// The terminal settings to put back if bughunt is interrupted while it holds the terminal
+/// in a mode of its own (`watch` reads keys one by one, without echo).
+static TERMINAL_TO_RESTORE: Mutex<Option<libc::termios>> = Mutex::new(None);
+
+/// Records `settings` of standard input to be restored on an interrupt (Some), or forgets
+/// them once restored (None).
+pub fn restore_terminal_on_interrupt(settings: Option<libc::termios>) {
+    if let Ok(mut saved) = TERMINAL_TO_RESTORE.lock() {
+        *saved = settings;
+    }
+}
+
+fn restore_terminal() {
+    if let Ok(saved) = TERMINAL_TO_RESTORE.lock() {
+        if let Some(settings) = saved.as_ref() {
+            // SAFETY: tcsetattr(3) reads one valid termios; a failure leaves the terminal
+            // as it was.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, settings);
+            }
+        }
+    }
 }
 
 /// Keeps a child's session in [`LIVE_SESSIONS`] while it runs, and ends it when dropped, so a

@@ -40,6 +40,12 @@ enum Command {
     Check(cmd::hunt::CheckArgs),
     /// Show the reference fix (recorded as revealed).
     Reveal(cmd::hunt::RevealArgs),
+    /// Check the current hunt on every save of its files, with keys for hints and more.
+    #[command(long_about = cmd::watch::LONG_ABOUT)]
+    Watch(cmd::watch::Args),
+    /// (Run by `start`.) Build the current hunt's checks in the background.
+    #[command(hide = true)]
+    Prebuild,
     /// After a pass (or a reveal): why it broke, how the fix works, how real systems do it;
     /// then the three explain-back questions and the offer to note the pattern.
     Explain(cmd::hunt::ExplainArgs),
@@ -84,6 +90,8 @@ fn main() -> std::process::ExitCode {
         Command::Hint => cmd::hunt::hint(),
         Command::Check(args) => cmd::hunt::check(args),
         Command::Reveal(args) => cmd::hunt::reveal(args),
+        Command::Watch(args) => cmd::watch::run(args),
+        Command::Prebuild => cmd::prebuild::run(),
         Command::Explain(args) => cmd::hunt::explain(args),
         Command::For(args) => cmd::topics::run(args),
         Command::Challenge => cmd::hunt::challenge(),

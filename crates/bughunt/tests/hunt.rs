@@ -30,6 +30,7 @@ fn bughunt_in(dir: &Path) -> Command {
     command
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", shared_target())
+        .env("BUGHUNT_NO_PREBUILD", "1")
         .env("NO_COLOR", "1")
         .timeout(COMMAND_BOUND);
     command
@@ -372,6 +373,7 @@ fn code_that_loops_forever_fails_within_the_bound() {
                 dir.path()
             })
             .env("CARGO_TARGET_DIR", &own_target)
+            .env("BUGHUNT_NO_PREBUILD", "1")
             .args(args)
             .output()
             .unwrap();
@@ -425,6 +427,7 @@ fn concurrent_checks_leave_a_valid_state() {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("bughunt"))
             .current_dir(&home)
             .env("CARGO_TARGET_DIR", shared_target())
+            .env("BUGHUNT_NO_PREBUILD", "1")
             .env("NO_COLOR", "1")
             .args(["check", "--timeout", "600"])
             .stdout(std::process::Stdio::null())
@@ -778,6 +781,7 @@ fn two_homes_sharing_a_target_never_mix() {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("bughunt"))
             .current_dir(home)
             .env("CARGO_TARGET_DIR", shared_target())
+            .env("BUGHUNT_NO_PREBUILD", "1")
             .args(["check", "--timeout", "600"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -17,6 +17,7 @@ fn bughunt(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         .unwrap()
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", shared_target())
+        .env("BUGHUNT_NO_PREBUILD", "1")
         .env("NO_COLOR", "1")
         .timeout(Duration::from_secs(900))
         .args(args)

@@ -441,6 +441,7 @@ fn failing_check_page(dir: &Path) -> PathBuf {
         report: Some(report),
         cargo_stderr: String::new(),
         restored: Vec::new(),
+        compiled: Vec::new(),
         timeout: Duration::from_secs(60),
         first_pass: false,
         hints_left: 2,

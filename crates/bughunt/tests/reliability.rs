@@ -30,6 +30,7 @@ fn bughunt(home: &Path, args: &[&str]) -> Command {
     command
         .current_dir(home)
         .env("CARGO_TARGET_DIR", shared_target())
+        .env("BUGHUNT_NO_PREBUILD", "1")
         .env("NO_COLOR", "1")
         .env_remove("BUGHUNT_PROBE")
         .args(args);

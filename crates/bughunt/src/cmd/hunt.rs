@@ -36,6 +36,13 @@ pub struct StartArgs {
     /// Start the hunt over from the broken code (your current file is kept in .bughunt/attempts/).
     #[arg(long)]
     fresh: bool,
+    /// Open the hunt's file in your editor ($VISUAL, else $EDITOR) once it is written.
+    #[arg(long)]
+    open: bool,
+    /// Do not build the hunt in the background (by default `start` does, so the first check
+    /// is warm; BUGHUNT_NO_PREBUILD=1 does the same as this flag).
+    #[arg(long)]
+    no_prebuild: bool,
 }
 
 pub fn start(args: StartArgs) -> CmdResult {
@@ -48,15 +55,39 @@ pub fn start(args: StartArgs) -> CmdResult {
         fresh: args.fresh,
     };
     let started = hunt::start(&home, &catalog, &request)?;
-    print(&pages::started(&catalog, &started))?;
+    print(&pages::started(&home, &catalog, &started))?;
+    let Some(lib) = started_lib(&started) else {
+        return Ok(Exit::Success);
+    };
+    if !args.no_prebuild && !super::prebuild::disabled_by_env() {
+        super::prebuild::spawn(&home);
+    }
+    if args.open {
+        super::editor::open(&home.root.join(lib))?;
+    }
     Ok(Exit::Success)
+}
+
+/// The learner's file of a hunt that `start` or `challenge` made current.
+pub fn started_lib(started: &hunt::Started) -> Option<&str> {
+    match started {
+        hunt::Started::New { lib, .. }
+        | hunt::Started::Resumed { lib, .. }
+        | hunt::Started::Restarted { lib, .. } => Some(lib),
+        hunt::Started::AllSolved => None,
+    }
 }
 
 pub fn challenge() -> CmdResult {
     let home = home()?;
     let catalog = super::catalog()?;
     let challenged = hunt::challenge(&home, &catalog)?;
-    print(&pages::challenged(&catalog, &challenged))?;
+    print(&pages::challenged(&home, &catalog, &challenged))?;
+    if let hunt::Challenged::Started(started) = &challenged {
+        if started_lib(started).is_some() && !super::prebuild::disabled_by_env() {
+            super::prebuild::spawn(&home);
+        }
+    }
     Ok(match challenged {
         hunt::Challenged::NotYet { .. } => Exit::BugStillThere,
         _ => Exit::Success,
@@ -96,7 +127,7 @@ pub struct CheckArgs {
     open: bool,
 }
 
-fn cargo_colour() -> bool {
+pub fn cargo_colour() -> bool {
     match anstream::ColorChoice::global() {
         anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
         anstream::ColorChoice::Never => false,
@@ -106,6 +137,10 @@ fn cargo_colour() -> bool {
         }
     }
 }
+
+/// With this set to 1, `check` says on standard error which crates cargo compiled for it
+/// (for the tests and bench/watch.sh, which prove the first check after `start` warm).
+pub const SHOW_BUILD_ENV: &str = "BUGHUNT_SHOW_BUILD";
 
 pub fn check(args: CheckArgs) -> CmdResult {
     let home = home()?;
@@ -125,6 +160,16 @@ pub fn check(args: CheckArgs) -> CmdResult {
             .unwrap_or_else(|| bughunt_core::html::default_path(Some(&home), &name));
         bughunt_core::html::write(&path, &bughunt_core::html::check_page(&home, &checked))?;
         super::demo::show_page(&path, args.open)?;
+    }
+    if std::env::var_os(SHOW_BUILD_ENV).is_some_and(|v| v == "1") {
+        eprintln!(
+            "bughunt: build: {}",
+            if checked.compiled.is_empty() {
+                "nothing compiled (warm)".to_owned()
+            } else {
+                format!("compiled {}", checked.compiled.join(", "))
+            }
+        );
     }
     Ok(if checked.verdict == Verdict::Passed {
         Exit::Success
@@ -180,6 +225,15 @@ fn ask_answers() -> anyhow::Result<[String; 3]> {
         answers.push(answer);
     }
     Ok(<[String; 3]>::try_from(answers).expect("three questions"))
+}
+
+/// `explain` as `bughunt explain` runs on a terminal: the questions asked there.
+pub fn explain_asking() -> CmdResult {
+    explain(ExplainArgs {
+        answers: None,
+        add_pattern: false,
+        no_pattern: false,
+    })
 }
 
 pub fn explain(args: ExplainArgs) -> CmdResult {

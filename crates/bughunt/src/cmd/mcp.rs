@@ -201,7 +201,7 @@ impl BughuntServer {
                 fresh: false,
             };
             let started = hunt::start(&home, &server.catalog, &request)?;
-            Ok((pages::started(&server.catalog, &started), None))
+            Ok((pages::started(&home, &server.catalog, &started), None))
         })
         .await
     }
@@ -318,8 +318,9 @@ impl BughuntServer {
     )]
     async fn challenge(&self) -> Result<CallToolResult, ErrorData> {
         self.blocking(|server| {
-            let challenged = hunt::challenge(&server.home()?, &server.catalog)?;
-            Ok((pages::challenged(&server.catalog, &challenged), None))
+            let home = server.home()?;
+            let challenged = hunt::challenge(&home, &server.catalog)?;
+            Ok((pages::challenged(&home, &server.catalog, &challenged), None))
         })
         .await
     }

@@ -2,13 +2,16 @@
 
 pub mod demo;
 pub mod dev;
+pub mod editor;
 pub mod hunt;
 pub mod init;
 pub mod list;
 pub mod mcp;
 pub mod mcp_gate;
+pub mod prebuild;
 pub mod session;
 pub mod topics;
+pub mod watch;
 
 use anyhow::Context;
 use bughunt_core::catalog::Catalog;
