@@ -289,37 +289,49 @@ fn two_consumers_finish(ctx: &mut Ctx) {
     });
 }
 
+/// c1 receives and then finishes m1 while the monitor reads the counts once with `read`
+/// (named `what` in the story); both threads are joined. Returns the counters and what the
+/// monitor read.
+fn c1_beside_the_monitor(
+    story: &Story,
+    what: &'static str,
+    read: fn(&Progress) -> Counts,
+) -> (Arc<Progress>, Counts) {
+    let progress = Arc::new(Progress::new());
+    let c1 = {
+        let story = story.clone();
+        let progress = progress.clone();
+        thread::spawn(move || {
+            story.step("c1", EventKind::Deliver, Some(1), "record_received() starts");
+            progress.record_received();
+            story.step("c1", EventKind::Process, Some(1), "record_processed() starts");
+            progress.record_processed();
+            story.step("c1", EventKind::Note, Some(1), "record_processed() returned");
+        })
+    };
+    let monitor = {
+        let story = story.clone();
+        let progress = progress.clone();
+        thread::spawn(move || {
+            story.step("monitor", EventKind::Note, Some(1), format!("{what} starts"));
+            let seen = read(&progress);
+            story.step("monitor", EventKind::Note, Some(1), format!(
+                "{what} returned received {}, processed {}",
+                seen.received, seen.processed
+            ));
+            seen
+        })
+    };
+    c1.join().expect("c1 panicked");
+    let seen = monitor.join().expect("the monitor panicked");
+    (progress, seen)
+}
+
 /// The monitor takes a snapshot while c1 receives and finishes m1: whatever instant it sees,
 /// it never sees a message finished that was not received.
 fn snapshot_is_consistent(ctx: &mut Ctx) {
     explore_story(ctx, "c1 receives then finishes m1 while the monitor takes one snapshot()", |story| {
-        let progress = Arc::new(Progress::new());
-        let c1 = {
-            let story = story.clone();
-            let progress = progress.clone();
-            thread::spawn(move || {
-                story.step("c1", EventKind::Deliver, Some(1), "record_received() starts");
-                progress.record_received();
-                story.step("c1", EventKind::Process, Some(1), "record_processed() starts");
-                progress.record_processed();
-                story.step("c1", EventKind::Note, Some(1), "record_processed() returned");
-            })
-        };
-        let monitor = {
-            let story = story.clone();
-            let progress = progress.clone();
-            thread::spawn(move || {
-                story.step("monitor", EventKind::Note, Some(1), "snapshot() starts");
-                let seen = progress.snapshot();
-                story.step("monitor", EventKind::Note, Some(1), format!(
-                    "snapshot() returned received {}, processed {}",
-                    seen.received, seen.processed
-                ));
-                seen
-            })
-        };
-        c1.join().expect("c1 panicked");
-        let seen = monitor.join().expect("the monitor panicked");
+        let (progress, seen) = c1_beside_the_monitor(story, "snapshot()", Progress::snapshot);
         if seen.processed > seen.received {
             story.fail(Some(1), format!(
                 "the monitor's snapshot says received {}, processed {}: m1 finished before it \
@@ -841,33 +853,7 @@ const REPORTINGS: u32 = 8;
 /// counts left after it what came after that instant.
 fn report_is_one_instant(ctx: &mut Ctx) {
     explore_story(ctx, "c1 receives then finishes m1 while the monitor takes one report with take_and_reset()", |story| {
-        let progress = Arc::new(Progress::new());
-        let c1 = {
-            let story = story.clone();
-            let progress = progress.clone();
-            thread::spawn(move || {
-                story.step("c1", EventKind::Deliver, Some(1), "record_received() starts");
-                progress.record_received();
-                story.step("c1", EventKind::Process, Some(1), "record_processed() starts");
-                progress.record_processed();
-                story.step("c1", EventKind::Note, Some(1), "record_processed() returned");
-            })
-        };
-        let monitor = {
-            let story = story.clone();
-            let progress = progress.clone();
-            thread::spawn(move || {
-                story.step("monitor", EventKind::Note, Some(1), "take_and_reset() starts");
-                let report = progress.take_and_reset();
-                story.step("monitor", EventKind::Note, Some(1), format!(
-                    "take_and_reset() returned received {}, processed {}",
-                    report.received, report.processed
-                ));
-                report
-            })
-        };
-        c1.join().expect("c1 panicked");
-        let report = monitor.join().expect("the monitor panicked");
+        let (progress, report) = c1_beside_the_monitor(story, "take_and_reset()", Progress::take_and_reset);
         let left = progress.snapshot();
         let valid = [
             Counts { received: 0, processed: 0 },
