@@ -102,4 +102,4 @@ for i in $(seq "$runs"); do
   times+=($(( $(ms) - t0 )))
 done
 tmux -L "$socket" send-keys -t bench q
-echo "save-to-verdict in watch:       $(median "${times[@]}") over $runs runs (the 200 ms debounce included)"
+echo "save-to-verdict in watch:       $(median "${times[@]}") over $runs runs (the 50 ms debounce included)"
