@@ -44,3 +44,16 @@ pub use loom::sync::{
 
 #[cfg(all(feature = "loom", not(feature = "shuttle")))]
 pub use loom::thread;
+
+/// Spawns a thread with a name, so what a check tells about a failing schedule (its steps,
+/// a deadlock's story) names the thread as the story does: "c1", "monitor".
+pub fn spawn_named<T, F>(name: impl Into<String>, f: F) -> thread::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("a thread of the checks starts")
+}

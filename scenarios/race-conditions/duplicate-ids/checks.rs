@@ -27,8 +27,7 @@ use bughunt_kit::check::{run_stages, Ctx, Stage};
 use bughunt_kit::explore::{explore, Explored, Search};
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
-use bughunt_kit::sync::{Arc, Barrier};
-use bughunt_kit::thread;
+use bughunt_kit::sync::{spawn_named, Arc, Barrier};
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
@@ -296,7 +295,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let asks = asks.clone();
         let start = start.clone();
         let send = workload.send;
-        producers.push(thread::spawn(move || {
+        producers.push(spawn_named(format!("p{}", p + 1), move || {
             if let Some(start) = start {
                 start.wait();
             }
@@ -338,7 +337,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let ids = ids.clone();
         let start = start.clone();
         let reads = workload.reads;
-        thread::spawn(move || {
+        spawn_named("monitor", move || {
             if let Some(start) = start {
                 start.wait();
             }

@@ -26,7 +26,7 @@ use bughunt_kit::check::{run_stages, Ctx, Stage};
 use bughunt_kit::explore::{explore, Explored, Search};
 use bughunt_kit::prop::proptest::{self, prelude::*};
 use bughunt_kit::prop;
-use bughunt_kit::sync::{Arc, Barrier};
+use bughunt_kit::sync::{spawn_named, Arc, Barrier};
 use bughunt_kit::thread;
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
@@ -213,7 +213,7 @@ fn spawn_call(
 ) -> thread::JoinHandle<()> {
     let story = story.clone();
     let progress = progress.clone();
-    thread::spawn(move || {
+    spawn_named(actor, move || {
         story.step(actor, kind, Some(msg), format!("{what} starts"));
         call(&progress);
         story.step(actor, EventKind::Note, Some(msg), format!("{what} returned"));
@@ -301,7 +301,7 @@ fn c1_beside_the_monitor(
     let c1 = {
         let story = story.clone();
         let progress = progress.clone();
-        thread::spawn(move || {
+        spawn_named("c1", move || {
             story.step("c1", EventKind::Deliver, Some(1), "record_received() starts");
             progress.record_received();
             story.step("c1", EventKind::Process, Some(1), "record_processed() starts");
@@ -312,7 +312,7 @@ fn c1_beside_the_monitor(
     let monitor = {
         let story = story.clone();
         let progress = progress.clone();
-        thread::spawn(move || {
+        spawn_named("monitor", move || {
             story.step("monitor", EventKind::Note, Some(1), format!("{what} starts"));
             let seen = read(&progress);
             story.step("monitor", EventKind::Note, Some(1), format!(
@@ -517,7 +517,7 @@ fn run_workload(workload: &Workload, story: &Story) {
         let calls = calls.clone();
         let ids = workload.ids(c);
         let start = start.clone();
-        consumers.push(thread::spawn(move || {
+        consumers.push(spawn_named(format!("c{}", c + 1), move || {
             start.wait();
             let actor = format!("c{}", c + 1);
             for (call, id) in calls.into_iter().zip(ids) {
@@ -545,7 +545,7 @@ fn run_workload(workload: &Workload, story: &Story) {
         let story = story.clone();
         let progress = progress.clone();
         let start = start.clone();
-        monitors.push(thread::spawn(move || {
+        monitors.push(spawn_named(format!("monitor{}", m + 1), move || {
             start.wait();
             let actor = format!("monitor{}", m + 1);
             for _ in 0..snapshots {
@@ -703,7 +703,7 @@ fn run_reporting(reporting: &Reporting, story: &Story, one_instant: bool) {
         let calls = calls.clone();
         let ids = reporting.group.ids(c);
         let start = start.clone();
-        consumers.push(thread::spawn(move || {
+        consumers.push(spawn_named(format!("c{}", c + 1), move || {
             start.wait();
             let actor = format!("c{}", c + 1);
             for (call, id) in calls.into_iter().zip(ids) {
@@ -730,7 +730,7 @@ fn run_reporting(reporting: &Reporting, story: &Story, one_instant: bool) {
         let story = story.clone();
         let progress = progress.clone();
         let reports = reporting.reports;
-        thread::spawn(move || {
+        spawn_named("monitor", move || {
             start.wait();
             let mut taken = Vec::new();
             for _ in 0..reports {

@@ -29,8 +29,7 @@ use bughunt_kit::check::{run_stages, Ctx, Stage};
 use bughunt_kit::explore::{explore, Explored, Search};
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
-use bughunt_kit::sync::{Arc, Barrier};
-use bughunt_kit::thread;
+use bughunt_kit::sync::{spawn_named, Arc, Barrier};
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
@@ -329,7 +328,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let ops = ops.clone();
         let start = start.clone();
         let fill_here = workload.fill_in_thread;
-        producers.push(thread::spawn(move || {
+        producers.push(spawn_named(format!("p{}", p + 1), move || {
             if let Some(start) = start {
                 start.wait();
             }
@@ -368,7 +367,7 @@ fn run_workload(workload: &Workload, story: &Story, barrier: bool) {
         let story = story.clone();
         let queue = queue.clone();
         let start = start.clone();
-        consumers.push(thread::spawn(move || {
+        consumers.push(spawn_named(format!("c{}", c + 1), move || {
             if let Some(start) = start {
                 start.wait();
             }
