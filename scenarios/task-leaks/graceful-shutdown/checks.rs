@@ -719,8 +719,9 @@ fn checks() {
                 title: "A finished handler is let go as requests come, with nobody monitoring",
                 mentor: "Nearly there! Everything adds up, but the server keeps what its \
                          finished handlers left behind. A `JoinSet` keeps every task that has \
-                         ended, with its output, until something joins it. Which code of yours \
-                         joins the finished ones while the server runs, and does it run when \
+                         ended, with its output, until something joins it, and a kept \
+                         `JoinHandle` keeps its task until it is dropped. Which code of yours \
+                         lets the finished ones go while the server runs, and does it run when \
                          nobody reads `in_flight()`? A server that only tidies up when it is \
                          watched grows with every request it serves.",
                 run: |ctx| property(ctx, 4),
