@@ -24,6 +24,11 @@ use bughunt_kit::sink::Sink;
 //~ region
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
+//~ alt: handles-that-tidy-up
+//~ use std::sync::Arc;
+//~
+//~ use tokio::task::JoinHandle;
+//~ use tokio::time::{timeout_at, Instant};
 //~ alt: done-channel
 //~ use std::collections::BTreeMap;
 //~
@@ -71,6 +76,11 @@ struct State {
     /// Every handler task still running (and some just finished, not reaped yet). Each ends
     /// with its request's id.
     handlers: JoinSet<u64>,
+    //~ alt: handles-that-tidy-up
+    //~ /// Every handler task still running (and some just finished, not pruned yet).
+    //~ handlers: Vec<JoinHandle<()>>,
+    //~ /// Each handler puts its request's id here as it finishes; `reap` takes them.
+    //~ done: Arc<Mutex<Vec<u64>>>,
     //~ alt: done-channel
     //~ /// Each running handler's task, by request id.
     //~ handlers: BTreeMap<u64, JoinHandle<()>>,
@@ -99,6 +109,14 @@ impl State {
             }
         }
     }
+    //~ alt: handles-that-tidy-up
+    //~ fn reap(&mut self) {
+    //~     let done = std::mem::take(&mut *lock(&self.done));
+    //~     for id in done {
+    //~         self.in_flight.remove(&id);
+    //~     }
+    //~     self.handlers.retain(|handler| !handler.is_finished());
+    //~ }
     //~ alt: done-channel
     //~ fn reap(&mut self) {
     //~     if let Some(done) = self.done.1.as_mut() {
@@ -127,6 +145,9 @@ impl Server {
                 accepting: true,
                 //~ region
                 handlers: JoinSet::new(),
+                //~ alt: handles-that-tidy-up
+                //~ handlers: Vec::new(),
+                //~ done: Arc::new(Mutex::new(Vec::new())),
                 //~ alt: done-channel
                 //~ handlers: BTreeMap::new(),
                 //~ done: {
@@ -177,6 +198,14 @@ impl Server {
         //~ // The server's JoinSet owns the task. No need to reap here: in_flight() reaps the
         //~ // finished handlers every time monitoring reads it.
         //~ state.handlers.spawn(handle(self.sink.clone(), request));
+        //~ alt: handles-that-tidy-up
+        //~ state.reap();
+        //~ state.in_flight.insert(request.id);
+        //~ let (sink, done) = (self.sink.clone(), state.done.clone());
+        //~ state.handlers.push(tokio::spawn(async move {
+        //~     let id = handle(sink, request).await;
+        //~     lock(&done).push(id);
+        //~ }));
         //~ alt: done-channel
         //~ state.reap();
         //~ state.in_flight.insert(request.id);
@@ -220,6 +249,12 @@ impl Server {
         //~ };
         //~ wrong: join-twice
         //~ let mut handlers = std::mem::take(&mut lock(&self.state).handlers);
+        //~ alt: handles-that-tidy-up
+        //~ let handlers = {
+        //~     let mut state = lock(&self.state);
+        //~     state.accepting = false;
+        //~     std::mem::take(&mut state.handlers)
+        //~ };
         //~ alt: done-channel
         //~ let (mut handlers, mut done) = {
         //~     let mut state = lock(&self.state);
@@ -263,6 +298,15 @@ impl Server {
         //~ while let Ok(Some(ended)) = timeout_at(deadline, handlers.join_next()).await {
         //~     if let Ok(id) = ended {
         //~         lock(&self.state).in_flight.remove(&id);
+        //~     }
+        //~ }
+        //~ alt: handles-that-tidy-up
+        //~ // Each handler in turn, all against the one deadline: one that finishes while an
+        //~ // earlier one is awaited has already said so, and monitoring sees it at once.
+        //~ let mut late = Vec::new();
+        //~ for mut handler in handlers {
+        //~     if timeout_at(deadline, &mut handler).await.is_err() {
+        //~         late.push(handler);
         //~     }
         //~ }
         //~ alt: done-channel
@@ -327,6 +371,18 @@ impl Server {
         //~ wrong: report-before-drain
         //~ handlers.shutdown().await;
         //~ lock(&self.state).in_flight.clear();
+        //~ alt: handles-that-tidy-up
+        //~ for handler in &late {
+        //~     handler.abort();
+        //~ }
+        //~ for handler in late {
+        //~     let _ = handler.await;
+        //~ }
+        //~ let unfinished = {
+        //~     let mut state = lock(&self.state);
+        //~     state.reap();
+        //~     std::mem::take(&mut state.in_flight)
+        //~ };
         //~ alt: done-channel
         //~ for (id, handler) in handlers {
         //~     handler.abort();
