@@ -77,13 +77,14 @@ thread_local! {
     static LAST_PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+/// What a caught panic said: its message, or "" when it carried none.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
     } else if let Some(text) = payload.downcast_ref::<String>() {
         text.clone()
     } else {
-        "the stage panicked".to_owned()
+        String::new()
     }
 }
 
@@ -180,7 +181,12 @@ fn run_stages_reporting_to(
             }
             Err(payload) => {
                 entry.status = Status::Failed;
-                entry.detail = Some(panic_text(payload.as_ref()));
+                let text = panic_text(payload.as_ref());
+                entry.detail = Some(if text.is_empty() {
+                    "the stage panicked".to_owned()
+                } else {
+                    text
+                });
                 let hung = crate::explore::take_hung();
                 if cfg!(any(feature = "shuttle", feature = "loom")) {
                     // A timer that never fires under the checker is the likeliest reason a

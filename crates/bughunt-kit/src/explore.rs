@@ -358,11 +358,7 @@ where
         .and_then(|entry| std::fs::read_to_string(entry.path()).ok());
     let _ = std::fs::remove_dir_all(&folder);
     if let Err(panic) = outcome {
-        let text = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or_default();
+        let text = crate::check::panic_text(panic.as_ref());
         if text.contains("deadlock!") || text.contains("max_steps") || text.contains("step bound") {
             LAST_SEARCH_HUNG.with(|hung| hung.set(true));
         }

@@ -73,12 +73,11 @@ pub fn numbered<T: Display>(steps: &[T]) -> String {
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
+    let text = crate::check::panic_text(payload);
+    if text.is_empty() {
         "the code panicked".to_owned()
+    } else {
+        text
     }
 }
 

@@ -32,6 +32,7 @@
 //! first is told as "blocked (it logged nothing)". Recording uses a std mutex, never held
 //! across a switch, so it adds no schedule points of its own.
 
+use crate::check::panic_text;
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -693,16 +694,6 @@ pub fn blocked_threads(text: &str, main: &str) -> Vec<String> {
             }
         })
         .collect()
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::new()
-    }
 }
 
 /// Runs `test` under the schedules of `search`, each with a fresh story told in `voice`. On

@@ -16,7 +16,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex as StdMutex;
 
-use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::check::{panic_text, run_stages, Ctx, Stage};
 use bughunt_kit::explore::{explore, Explored, Search};
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
@@ -70,15 +70,6 @@ impl Story {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::new()
-    }
-}
 
 /// Runs `test` under every execution loom explores. On a failure, draws the failing execution
 /// into `trace` and returns what went wrong, in words.

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex as StdMutex;
 
-use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::check::{panic_text, run_stages, Ctx, Stage};
 use bughunt_kit::explore::{explore, Explored, Search};
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
@@ -136,15 +136,6 @@ impl Story {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::new()
-    }
-}
 
 /// Runs `test` under the schedules of `search`. On a failure, draws the failing schedule into
 /// `trace` and returns what went wrong, in words.

@@ -22,7 +22,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex as StdMutex;
 
-use bughunt_kit::check::{run_stages, Ctx, Stage};
+use bughunt_kit::check::{panic_text, run_stages, Ctx, Stage};
 use bughunt_kit::explore::{explore, Explored, Search};
 use bughunt_kit::prop::proptest::{self, prelude::*};
 use bughunt_kit::prop;
@@ -106,15 +106,6 @@ impl Story {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::new()
-    }
-}
 
 /// Runs `test` under the schedules of `search`. On a failure, draws the failing schedule into
 /// `trace` and returns what went wrong, in words.
@@ -822,27 +813,33 @@ fn run_reporting(reporting: &Reporting, story: &Story, one_instant: bool) {
 /// Consumers at work while the monitor takes reports: every update is in exactly one report
 /// or in what is left after the last one.
 fn reports_add_up(ctx: &mut Ctx) {
+    reporting_property(ctx, "the reports plus what is left add up to what the consumers did", false);
+    ctx.replay(format!(
+        "{REPORTINGS} generated workloads from a fixed seed (one or two consumers, one monitor \
+         taking one or two reports), each searched with {}",
+        Search::Random { seed: RANDOM_SEED, schedules: RANDOM_SCHEDULES }.describe()
+    ));
+}
+
+/// The property `name` over generated reporting workloads: [`run_reporting`] under each
+/// group's search, holding each report to one instant when `one_instant`.
+fn reporting_property(ctx: &mut Ctx, name: &str, one_instant: bool) {
     prop::for_all(
         ctx,
-        "the reports plus what is left add up to what the consumers did",
+        name,
         REPORTINGS,
         reportings(),
         tell_reporting,
-        |reporting, trace| {
+        move |reporting, trace| {
             let search = reporting.group.search();
             let run = reporting.clone();
-            let verdict = search_schedules(search, trace, move |story| run_reporting(&run, story, false));
+            let verdict = search_schedules(search, trace, move |story| run_reporting(&run, story, one_instant));
             bughunt_kit::explore::take_replay();
             verdict
                 .map(|_| ())
                 .map_err(|detail| format!("{detail} (found by {})", search.describe()))
         },
     );
-    ctx.replay(format!(
-        "{REPORTINGS} generated workloads from a fixed seed (one or two consumers, one monitor \
-         taking one or two reports), each searched with {}",
-        Search::Random { seed: RANDOM_SEED, schedules: RANDOM_SCHEDULES }.describe()
-    ));
 }
 
 const REPORTINGS: u32 = 8;
@@ -880,22 +877,7 @@ fn report_is_one_instant(ctx: &mut Ctx) {
             ));
         }
     });
-    prop::for_all(
-        ctx,
-        "every report is the counts of one instant",
-        REPORTINGS,
-        reportings(),
-        tell_reporting,
-        |reporting, trace| {
-            let search = reporting.group.search();
-            let run = reporting.clone();
-            let verdict = search_schedules(search, trace, move |story| run_reporting(&run, story, true));
-            bughunt_kit::explore::take_replay();
-            verdict
-                .map(|_| ())
-                .map_err(|detail| format!("{detail} (found by {})", search.describe()))
-        },
-    );
+    reporting_property(ctx, "every report is the counts of one instant", true);
 }
 
 #[test]
