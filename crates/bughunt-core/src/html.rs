@@ -101,6 +101,7 @@ table.steps td.n { color: var(--muted); text-align: right; }
 table.steps td.ran { background: #f3f6ff; }
 table.steps tr.last td.ran { background: var(--wrong-tint); border: 2px solid var(--wrong); }
 table.steps .line { color: var(--muted); font-size: .85em; display: block; }
+table.steps .effect { display: block; font-weight: bold; }
 footer { color: var(--muted); margin-top: 32px; font-size: .9em; }
 "#;
 
@@ -295,8 +296,13 @@ pub fn steps_table(steps: &[Step]) -> String {
         ));
         for thread in &threads {
             if *thread == step.thread {
+                let effect = step
+                    .effect
+                    .as_deref()
+                    .map(|effect| format!("<span class=\"effect\">→ {}</span>", escape(effect)))
+                    .unwrap_or_default();
                 out.push_str(&format!(
-                    "<td class=\"ran\"><span class=\"line\">{}:{}{}</span><code>{}</code></td>",
+                    "<td class=\"ran\"><span class=\"line\">{}:{}{}</span><code>{}</code>{effect}</td>",
                     escape(&step.file),
                     step.line,
                     if last { " · where it broke" } else { "" },
@@ -344,7 +350,11 @@ fn stage_item(home: &Home, stage: &StageReport) -> String {
                 out.push_str(&paragraph("Schedules:", replay));
             }
             if !stage.steps.is_empty() {
-                out.push_str("<h3>The failing schedule, step by step</h3>\n");
+                out.push_str(if stage.steps.iter().any(|s| s.effect.is_some()) {
+                    "<h3>The failing execution, step by step: what each operation read or wrote</h3>\n"
+                } else {
+                    "<h3>The failing schedule, step by step</h3>\n"
+                });
                 out.push_str(&steps_table(&stage.steps));
             }
             let events = crate::pages::drawn_trace(stage);
@@ -446,7 +456,11 @@ mod tests {
             file: "src/lib.rs".into(),
             line,
             code: code.into(),
+            effect: None,
         };
+        let mut read = step("reporter", 31, "let n = count.load(Relaxed);");
+        read.effect = Some("read 0".into());
+        assert!(steps_table(&[read]).contains("<span class=\"effect\">→ read 0</span>"));
         let table = steps_table(&[
             step("worker", 12, "let q = queue.lock();"),
             step("reporter", 30, "let s = stats.lock();"),

@@ -146,9 +146,11 @@ fn schedule_steps(steps: &[bughunt_kit::report::Step]) -> String {
         .unwrap_or(0);
     let place = |step: &bughunt_kit::report::Step| format!("{}:{}", step.file, step.line);
     let place_width = shown.iter().map(|s| place(s).len()).max().unwrap_or(0);
-    let mut out = String::from(
-        "  The schedule that broke it, step by step (where each thread stood when the checker\n  could switch threads; the last step is where it broke):\n",
-    );
+    let mut out = String::from(if steps.iter().any(|s| s.effect.is_some()) {
+        "  The execution that broke it, step by step (each operation your code made on an atomic\n  or a lock, and what it read or wrote; the last step is where it broke):\n"
+    } else {
+        "  The schedule that broke it, step by step (where each thread stood when the checker\n  could switch threads; the last step is where it broke):\n"
+    });
     if first > 1 {
         out.push_str(&format!("    … {} earlier steps\n", first - 1));
     }
@@ -159,8 +161,13 @@ fn schedule_steps(steps: &[bughunt_kit::report::Step]) -> String {
         } else {
             step.code.clone()
         };
+        let effect = step
+            .effect
+            .as_deref()
+            .map(|effect| format!("  → {effect}"))
+            .unwrap_or_default();
         let line = format!(
-            "{:>4}. {:thread_width$}  {:place_width$}  {code}",
+            "{:>4}. {:thread_width$}  {:place_width$}  {code}{effect}",
             first + offset,
             step.thread,
             place(step),
@@ -601,6 +608,7 @@ mod tests {
             file: "src/lib.rs".into(),
             line,
             code: code.into(),
+            effect: None,
         }
     }
 
@@ -630,6 +638,28 @@ mod tests {
         );
         assert!(text.contains('…'), "{text}");
         assert!(!text.contains("   5. "), "{text}");
+        assert!(text.contains("where each thread stood"), "{text}");
         assert_eq!(schedule_steps(&[]), "");
+    }
+
+    /// Under loom a step says what it read or wrote: a stale read is there to see.
+    #[test]
+    fn schedule_steps_say_what_each_step_read_or_wrote() {
+        let mut flag = step("producer", 12, "self.ready.store(true, Ordering::Relaxed);");
+        flag.effect = Some("wrote true".into());
+        let mut body = step("consumer", 30, "Some(self.payload.load(Ordering::Relaxed))");
+        body.effect = Some("read 0".into());
+        let text = schedule_steps(&[flag, body]);
+        assert!(text.contains("each operation your code made"), "{text}");
+        assert!(
+            text.contains(
+                "src/lib.rs:12  self.ready.store(true, Ordering::Relaxed);  → wrote true"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Some(self.payload.load(Ordering::Relaxed))  → read 0"),
+            "{text}"
+        );
     }
 }

@@ -178,17 +178,10 @@ pub fn take_replay() -> Option<String> {
 }
 
 /// The last failing schedule of [`explore`] on this thread, step by step, once: each step
-/// names the learner's line a thread stood at (shuttle only; empty under loom or without a
-/// checker). The check runner puts it in the report of the failing stage.
+/// names the learner's line a thread stood at, and under loom what it read or wrote (empty
+/// without a checker). The check runner puts it in the report of the failing stage.
 pub fn take_steps() -> Vec<crate::report::Step> {
-    #[cfg(all(feature = "shuttle", not(feature = "loom")))]
-    {
-        crate::steps::take_steps()
-    }
-    #[cfg(not(all(feature = "shuttle", not(feature = "loom"))))]
-    {
-        Vec::new()
-    }
+    crate::steps::take_steps()
 }
 
 /// Runs `test` under every schedule the checker explores; panics on the first failing one.
@@ -228,7 +221,19 @@ where
         builder.preemption_bound = Some(bound);
         builder.max_permutations = Some(cap);
         builder.max_duration = None;
-        builder.check(counted);
+        // Each execution writes down what the learner's code did (`crate::steps::loom`); the
+        // last one written is the one that failed.
+        crate::steps::loom::begin_search();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            builder.check(move || {
+                crate::steps::loom::begin_execution();
+                counted();
+            })
+        }));
+        crate::steps::loom::end_search(outcome.is_err());
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
     #[cfg(not(any(feature = "shuttle", feature = "loom")))]
     {
@@ -304,7 +309,7 @@ where
     // A replay belongs to the search that failed last; shuttle writes no file when a failing
     // schedule is as long as the last one it wrote on this thread, and then there is none.
     take_replay();
-    crate::steps::forget_steps();
+    crate::steps::shuttle::forget_steps();
     static SEARCHES: AtomicU64 = AtomicU64::new(0);
     let folder = std::env::temp_dir().join(format!(
         "bughunt-shuttle-{}-{}",
@@ -322,7 +327,7 @@ where
     };
     // The search writes down its decisions, so a failing execution can be replayed once,
     // step by step, for the report (`crate::steps`).
-    let decisions = crate::steps::Decisions::default();
+    let decisions = crate::steps::shuttle::Decisions::default();
     let test = Arc::new(test);
     let searched = test.clone();
     let searched = move || searched();
@@ -331,8 +336,11 @@ where
             let scheduler = FairToYields {
                 inner: DfsScheduler::new(Some(schedules_max), false),
             };
-            shuttle::Runner::new(crate::steps::Recording::new(scheduler, &decisions), config)
-                .run(searched);
+            shuttle::Runner::new(
+                crate::steps::shuttle::Recording::new(scheduler, &decisions),
+                config,
+            )
+            .run(searched);
         }
         Search::Pct {
             seed,
@@ -340,15 +348,21 @@ where
             schedules,
         } => {
             let scheduler = PctScheduler::new_from_seed(seed, depth.max(1), schedules);
-            shuttle::Runner::new(crate::steps::Recording::new(scheduler, &decisions), config)
-                .run(searched);
+            shuttle::Runner::new(
+                crate::steps::shuttle::Recording::new(scheduler, &decisions),
+                config,
+            )
+            .run(searched);
         }
         Search::Random { seed, schedules } => {
             let scheduler = FairToYields {
                 inner: RandomScheduler::new_from_seed(seed, schedules),
             };
-            shuttle::Runner::new(crate::steps::Recording::new(scheduler, &decisions), config)
-                .run(searched);
+            shuttle::Runner::new(
+                crate::steps::shuttle::Recording::new(scheduler, &decisions),
+                config,
+            )
+            .run(searched);
         }
     }));
     let schedule = std::fs::read_dir(&folder)
@@ -362,7 +376,7 @@ where
         if text.contains("deadlock!") || text.contains("max_steps") || text.contains("step bound") {
             LAST_SEARCH_HUNG.with(|hung| hung.set(true));
         }
-        crate::steps::remember_failure(&decisions, test.clone());
+        crate::steps::shuttle::remember_failure(&decisions, test.clone());
         if let Some(schedule) = schedule {
             let schedule = schedule.trim().to_owned();
             let replay = format!(
@@ -492,6 +506,45 @@ mod tests {
         assert!(take_steps().is_empty(), "steps are taken once");
     }
 
+    /// A check names its own thread, and the steps leave out what came before `start_here`.
+    #[test]
+    fn steps_use_given_names_and_start_where_told() {
+        let racy = std::panic::catch_unwind(|| {
+            explore(Search::exhaustive(), || {
+                crate::sync::name_this_thread("checker");
+                let warm_up = AtomicU64::new(0);
+                warm_up.fetch_add(1, Ordering::SeqCst); // a warm-up, left out
+                crate::steps::start_here();
+                let count = Arc::new(AtomicU64::new(0));
+                let other = {
+                    let count = count.clone();
+                    crate::sync::spawn_named("other", move || {
+                        let seen = count.load(Ordering::SeqCst);
+                        count.store(seen + 1, Ordering::SeqCst);
+                    })
+                };
+                let seen = count.load(Ordering::SeqCst);
+                count.store(seen + 1, Ordering::SeqCst);
+                other.join().unwrap();
+                assert_eq!(count.load(Ordering::SeqCst), 2, "an update was lost");
+            })
+        });
+        assert!(racy.is_err());
+        take_replay();
+        let steps = take_steps();
+        let threads: std::collections::BTreeSet<&str> =
+            steps.iter().map(|s| s.thread.as_str()).collect();
+        assert!(
+            threads.contains("checker") && threads.contains("other"),
+            "{steps:#?}"
+        );
+        assert!(!threads.contains("main"), "{steps:#?}");
+        assert!(
+            !steps.iter().any(|s| s.code.contains("a warm-up")),
+            "{steps:#?}"
+        );
+    }
+
     /// A thread that waits forever for something that never happens fails at the step
     /// bound instead of hanging the check.
     #[test]
@@ -517,7 +570,7 @@ mod tests {
 #[cfg(all(test, feature = "loom"))]
 mod loom_tests {
     use super::*;
-    use crate::sync::atomic::{AtomicBool, Ordering};
+    use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use crate::sync::Arc;
     use crate::thread;
 
@@ -537,6 +590,95 @@ mod loom_tests {
             setter.join().unwrap();
         });
         assert!(explored.schedules > 0);
+    }
+
+    /// A failing execution is told step by step: each step names the line (here, of this
+    /// file: the crate under test) where a thread made an operation, and what it read or
+    /// wrote, so the flag read true and the payload read 0 both show.
+    #[test]
+    fn a_failing_execution_is_told_step_by_step() {
+        let relaxed = std::panic::catch_unwind(|| {
+            explore(Search::exhaustive(), || {
+                let payload = Arc::new(AtomicU64::new(0));
+                let ready = Arc::new(AtomicBool::new(false));
+                let producer = {
+                    let (payload, ready) = (payload.clone(), ready.clone());
+                    crate::sync::spawn_named("producer", move || {
+                        payload.store(42, Ordering::Relaxed); // the payload is written
+                        ready.store(true, Ordering::Relaxed); // the flag is set
+                    })
+                };
+                crate::sync::name_this_thread("consumer");
+                if ready.load(Ordering::Relaxed) {
+                    // the flag is read
+                    let body = payload.load(Ordering::Relaxed); // the payload is read
+                    assert_eq!(body, 42, "the flag was set and the payload was not");
+                }
+                producer.join().unwrap();
+            })
+        });
+        assert!(relaxed.is_err());
+        let steps = take_steps();
+        assert!(
+            steps.iter().all(|s| s.file == "src/explore.rs"),
+            "{steps:#?}"
+        );
+        let at = |words: &str| {
+            steps
+                .iter()
+                .find(|s| s.code.contains(words))
+                .unwrap_or_else(|| panic!("no step at `{words}`: {steps:#?}"))
+        };
+        assert_eq!(at("the flag is set").thread, "producer");
+        assert_eq!(at("the flag is set").effect.as_deref(), Some("wrote true"));
+        assert_eq!(at("let body").thread, "consumer");
+        assert_eq!(at("let body").effect.as_deref(), Some("read 0"));
+        assert_eq!(steps.last().map(|s| s.line), Some(at("let body").line));
+        assert!(take_steps().is_empty(), "steps are taken once");
+    }
+
+    /// What came before `start_here` in the failing execution is left out of its steps.
+    #[test]
+    fn steps_start_where_told() {
+        let failed = std::panic::catch_unwind(|| {
+            explore(Search::exhaustive(), || {
+                let warm_up = AtomicU64::new(0);
+                warm_up.fetch_add(1, Ordering::Relaxed); // a warm-up, left out
+                crate::steps::start_here();
+                let flag = AtomicBool::new(false);
+                flag.store(true, Ordering::Relaxed); // the part told
+                assert!(!flag.load(Ordering::Relaxed), "fails on purpose");
+            })
+        });
+        assert!(failed.is_err());
+        let steps = take_steps();
+        assert!(
+            !steps.iter().any(|s| s.code.contains("a warm-up")),
+            "{steps:#?}"
+        );
+        assert!(
+            steps.iter().any(|s| s.code.contains("the part told")),
+            "{steps:#?}"
+        );
+        assert_eq!(steps[0].thread, "main", "{steps:#?}");
+    }
+
+    /// A search that passes leaves no steps behind, even after one that failed.
+    #[test]
+    fn a_passing_search_forgets_the_last_failure() {
+        let failed = std::panic::catch_unwind(|| {
+            explore(Search::exhaustive(), || {
+                let flag = AtomicBool::new(false);
+                flag.store(true, Ordering::Relaxed);
+                assert!(!flag.load(Ordering::Relaxed), "fails on purpose");
+            })
+        });
+        assert!(failed.is_err());
+        explore(Search::exhaustive(), || {
+            let flag = AtomicBool::new(false);
+            flag.store(true, Ordering::Relaxed);
+        });
+        assert!(take_steps().is_empty());
     }
 
     /// A spin lock whose waiters yield passes too.

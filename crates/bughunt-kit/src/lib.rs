@@ -47,10 +47,11 @@ pub mod ledger;
 pub mod paused;
 pub mod prop;
 pub mod queue;
+#[cfg(all(feature = "loom", not(feature = "shuttle")))]
+mod recorded;
 pub mod report;
 #[cfg(feature = "tokio")]
 pub mod sink;
-#[cfg(all(feature = "shuttle", not(feature = "loom")))]
 pub mod steps;
 pub mod story;
 pub mod sync;

@@ -62,6 +62,7 @@ pub struct StageReport {
 
 /// One step of a failing schedule: a thread reached a point where the checker may switch
 /// threads (a lock, an atomic, a send, a spawn, a join), at this line of the learner's code.
+/// Under loom, a step is one operation on an atomic or a lock, with what it read or wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// The thread: its name where it has one, else "thread N" (N counts from 0, the test's own).
@@ -71,6 +72,11 @@ pub struct Step {
     pub line: u32,
     /// The line's code, trimmed.
     pub code: String,
+    /// What the step read or wrote, where the checker tells it: "read false", "wrote 42",
+    /// "read true, wrote false". Under loom a load may read an older value than the latest
+    /// store, so this is what shows a memory-ordering bug.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub effect: Option<String>,
 }
 
 /// The whole report.

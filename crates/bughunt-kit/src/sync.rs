@@ -36,14 +36,19 @@ pub use shuttle::sync::{
 #[cfg(all(feature = "shuttle", not(feature = "loom")))]
 pub use shuttle::thread;
 
+/// Under loom, the atomics and `Mutex` are loom's, each operation written down for the steps
+/// of a failing execution (the learner's line, and what it read or wrote).
+#[cfg(all(feature = "loom", not(feature = "shuttle")))]
+pub use crate::recorded::{atomic, Mutex};
 #[cfg(all(feature = "loom", not(feature = "shuttle")))]
 pub use loom::sync::{
-    atomic, mpsc, Arc, Barrier, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard,
-    RwLockWriteGuard,
+    mpsc, Arc, Barrier, Condvar, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 #[cfg(all(feature = "loom", not(feature = "shuttle")))]
 pub use loom::thread;
+
+pub use crate::steps::name_this_thread;
 
 /// Spawns a thread with a name, so what a check tells about a failing schedule (its steps,
 /// a deadlock's story) names the thread as the story does: "c1", "monitor".

@@ -231,12 +231,44 @@ fn whole_loop_for_each_seed_family() {
 /// line of the learner's file, with that line's code, and the page prints the steps.
 #[test]
 fn a_failing_schedule_names_the_learners_lines() {
+    let steps = failing_steps("race-conditions", "step by step");
+    let threads: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .map(|s| s["thread"].as_str().unwrap())
+        .collect();
+    assert!(threads.len() >= 2, "one thread cannot race: {steps:?}");
+}
+
+/// A loom hunt's failing check tells the failing execution the same way, and each step says
+/// what it read or wrote: the stale read of the payload, 0, is one of them.
+#[test]
+fn a_failing_execution_says_what_each_step_read() {
+    let steps = failing_steps("memory-ordering", "what it read or wrote");
+    assert!(
+        steps.iter().all(|s| s["effect"].is_string()),
+        "a step without what it read or wrote: {steps:?}"
+    );
+    assert!(
+        steps.iter().any(|s| s["effect"] == "read 0"),
+        "the stale read is not told: {steps:?}"
+    );
+    let threads: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .map(|s| s["thread"].as_str().unwrap())
+        .collect();
+    assert!(threads.contains("producer"), "{steps:?}");
+}
+
+/// Starts the first hunt of `family` (seed 7), checks it unchanged, and returns the steps of
+/// its failing stage, each asserted to name a line of the learner's file with that line's
+/// code; `check` must print the steps under a heading containing `heading`.
+fn failing_steps(family: &str, heading: &str) -> Vec<Value> {
     let dir = new_home(false);
     let home = home_of(&dir);
     let catalog = catalog();
-    let template = first_of(&catalog, "race-conditions");
+    let template = first_of(&catalog, family);
     let site = template.first_site();
-    ok(&home, &["start", "race-conditions", "--seed", "7"]);
+    ok(&home, &["start", family, "--seed", "7"]);
     let failing = run(&home, &["check", "--timeout", "600"]);
     assert_eq!(
         failing.code,
@@ -265,16 +297,12 @@ fn a_failing_schedule_names_the_learners_lines() {
         let line = step["line"].as_u64().unwrap() as usize;
         assert_eq!(step["code"], lines[line - 1].trim(), "{step}");
     }
-    let threads: std::collections::BTreeSet<&str> = steps
-        .iter()
-        .map(|s| s["thread"].as_str().unwrap())
-        .collect();
-    assert!(threads.len() >= 2, "one thread cannot race: {steps:?}");
     assert!(
-        failing.stdout.contains("step by step"),
+        failing.stdout.contains("step by step") && failing.stdout.contains(heading),
         "{}",
         failing.stdout
     );
+    steps
 }
 
 /// Hints: two more after hint 1, then a fourth request says there is no more and points to

@@ -392,6 +392,7 @@ fn failing_check_page(dir: &Path) -> PathBuf {
         file: "src/lib.rs".into(),
         line,
         code: code.into(),
+        effect: None,
     };
     let stage = |id: &str, title: &str, status: Status| StageReport {
         id: id.into(),

@@ -131,7 +131,7 @@ fn explore_story(ctx: &mut Ctx, workload: &str, test: fn(&Story)) {
 fn spawn_producer(story: &Story, slot: &Arc<Slot>) -> thread::JoinHandle<()> {
     let story = story.clone();
     let slot = slot.clone();
-    thread::spawn(move || {
+    bughunt_kit::sync::spawn_named("producer", move || {
         story.step("producer", EventKind::Send, format!("publish({M1_BODY}) starts"));
         slot.publish(M1_BODY);
         story.step("producer", EventKind::Note, format!("publish({M1_BODY}) returned"));
@@ -141,8 +141,12 @@ fn spawn_producer(story: &Story, slot: &Arc<Slot>) -> thread::JoinHandle<()> {
 /// The consumer takes the slot while the producer publishes m1: if it gets a message, it
 /// gets m1's body.
 fn take_sees_payload(ctx: &mut Ctx) {
-    explore_story(ctx, "the producer publishes m1 (body 42) while a consumer calls try_take() once", |story| {
+    let workload = format!("the producer publishes m1 (body {M1_BODY}) while a consumer calls try_take() once");
+    explore_story(ctx, &workload, |story| {
+        bughunt_kit::sync::name_this_thread("consumer");
         take_alone(story);
+        // The steps of a failing execution tell the race below, not the warm-up above.
+        bughunt_kit::steps::start_here();
         let slot = Arc::new(Slot::new());
         let producer = spawn_producer(story, &slot);
         let taken = slot.try_take();
@@ -181,7 +185,9 @@ fn take_alone(story: &Story) {
 
 /// The router peeks while the producer publishes m1: if it sees a message, it sees m1's body.
 fn peek_sees_payload(ctx: &mut Ctx) {
-    explore_story(ctx, "the producer publishes m1 (body 42) while a router calls peek() once", |story| {
+    let workload = format!("the producer publishes m1 (body {M1_BODY}) while a router calls peek() once");
+    explore_story(ctx, &workload, |story| {
+        bughunt_kit::sync::name_this_thread("router");
         let slot = Arc::new(Slot::new());
         let producer = spawn_producer(story, &slot);
         let peeked = slot.peek();
@@ -296,8 +302,9 @@ fn run_workload(workload: &Workload, story: &Story) {
         let story = story.clone();
         let slot = slot.clone();
         let reads = workload.readers[1].clone();
-        thread::spawn(move || read_all(&story, &slot, 1, &reads))
+        bughunt_kit::sync::spawn_named("reader2", move || read_all(&story, &slot, 1, &reads))
     };
+    bughunt_kit::sync::name_this_thread("reader1");
     let mut results = vec![read_all(story, &slot, 0, &workload.readers[0])];
     results.push(other.join().expect("reader 2 panicked"));
     producer.join().expect("the producer panicked");

@@ -1,32 +1,26 @@
-//! The failing schedule, step by step, each step naming the learner's line.
-//!
-//! A schedule search under shuttle tells *that* some interleaving breaks the program; a
-//! learner needs to see *which* one: "w1 at line 14 took the lock; w2 at line 22 read the
-//! count; …". So every search records its scheduling decisions (cheap: one task id per
-//! switch), and when an execution fails, [`take_steps`] runs that execution once more with
-//! the same decisions, capturing at every switch where the thread that reached it stood in
-//! the learner's code. The check runner puts the steps in the report ([`crate::report::Step`]).
+//! Steps under shuttle: every search records its scheduling decisions (cheap: one task id
+//! per switch), and when an execution fails, [`take_steps`] runs that execution once more
+//! with the same decisions, capturing at every switch where the thread that reached it stood
+//! in the learner's code.
 //!
 //! Only the last failure of a search is replayed, once, when the report asks for its steps (a
 //! property that shrinks fails many times on its way to the one it reports).
 //!
 //! Where a thread stood is read from a backtrace taken at the switch: the innermost frame in
-//! a file under the hunt crate's `src/` (the crate whose checks are running:
-//! `CARGO_MANIFEST_DIR`, which cargo sets for a test binary); a line that several lines of
-//! the learner's code call (a lock wrapper) is named by the line that called it. Switches
-//! taken on the scheduler's own stack (a thread blocked, or finished) name no line and are
-//! left out. Backtraces are taken for the last [`STEPS_KEPT`] switches only.
+//! a file under the hunt crate's `src/`; a line that several lines of the learner's code call
+//! (a lock wrapper) is named by the line that called it. Switches taken on the scheduler's
+//! own stack (a thread blocked, or finished) name no line and are left out. Backtraces are
+//! taken for the last [`STEPS_KEPT`] switches only.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 
+use super::{numbered, Teller, STEPS_KEPT};
 use crate::report::Step;
-
-/// The most steps kept of one failing schedule (the last ones: where it broke).
-pub const STEPS_KEPT: usize = 200;
 
 /// How many of the learner's frames a step looks at, innermost first.
 const CHAIN_MAX: usize = 4;
@@ -100,7 +94,9 @@ impl<S: Scheduler> Scheduler for Recording<S> {
 
 /// A step before its backtrace is read.
 struct RawStep {
-    thread: String,
+    task: usize,
+    /// How many switches of the replay came before this one.
+    switch: usize,
     backtrace: std::backtrace::Backtrace,
 }
 
@@ -110,12 +106,15 @@ struct Stepper {
     /// Switches still to come: backtraces are taken for the last [`STEPS_KEPT`] only.
     switches_left: usize,
     started: bool,
-    names: HashMap<usize, String>,
+    /// The names shuttle's tasks have, by task (shared: read once the replay is over).
+    names: Arc<Mutex<HashMap<usize, String>>>,
     steps: Arc<Mutex<VecDeque<RawStep>>>,
 }
 
 impl Stepper {
-    fn name(&mut self, runnable: &[&Task], task: TaskId) -> String {
+    /// Keeps the names of the tasks that can run now (shuttle knows a task's name only while
+    /// it has it at hand).
+    fn learn_names(&mut self, runnable: &[&Task]) {
         for seen in runnable {
             if let Some(name) = seen.name() {
                 // shuttle's name for the test's own thread.
@@ -124,17 +123,12 @@ impl Stepper {
                 } else {
                     name
                 };
-                self.names.insert(usize::from(seen.id()), name);
+                self.names
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(usize::from(seen.id()), name);
             }
         }
-        let number = usize::from(task);
-        self.names.get(&number).cloned().unwrap_or_else(|| {
-            if number == 0 {
-                "main".to_owned()
-            } else {
-                format!("thread {number}")
-            }
-        })
     }
 }
 
@@ -153,17 +147,19 @@ impl Scheduler for Stepper {
         _is_yielding: bool,
     ) -> Option<TaskId> {
         if let (Some(task), true) = (current, self.switches_left <= STEPS_KEPT) {
-            let thread = self.name(runnable, task);
+            self.learn_names(runnable);
             let mut steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
             if steps.len() == STEPS_KEPT {
                 steps.pop_front();
             }
             steps.push_back(RawStep {
-                thread,
+                task: usize::from(task),
+                switch: SWITCHES.with(Cell::get),
                 backtrace: std::backtrace::Backtrace::force_capture(),
             });
         }
         self.switches_left = self.switches_left.saturating_sub(1);
+        SWITCHES.with(|switches| switches.set(switches.get() + 1));
         match self.choices.pop_front() {
             Some(Choice::Task(task)) if runnable.iter().any(|t| t.id() == task) => Some(task),
             // The replay left the recorded execution: stop it rather than guess.
@@ -190,6 +186,14 @@ struct Failure {
 }
 
 thread_local! {
+    /// Names the checks gave their threads ([`name_this_thread`]), by task, in the execution
+    /// running now. shuttle runs every task of an execution on this one thread.
+    /// How many switches the replay running now has made, and the first one whose step
+    /// counts ([`start_here`]).
+    static SWITCHES: Cell<usize> = const { Cell::new(0) };
+    static START: Cell<usize> = const { Cell::new(0) };
+    static GIVEN_NAMES: std::cell::RefCell<HashMap<usize, String>> =
+        std::cell::RefCell::new(HashMap::new());
     static LAST_FAILURE: std::cell::RefCell<Option<Failure>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -200,6 +204,22 @@ thread_local! {
 pub(crate) fn remember_failure(decisions: &Decisions, test: Arc<dyn Fn() + Send + Sync>) {
     let choices = decisions.take();
     LAST_FAILURE.with(|slot| *slot.borrow_mut() = Some(Failure { choices, test }));
+}
+
+/// Names the shuttle task that calls it, for the steps (outside an execution, nothing).
+pub(crate) fn name_this_thread(name: &str) {
+    if let Some(task) = shuttle::current::try_get_current_task() {
+        GIVEN_NAMES.with(|names| {
+            names
+                .borrow_mut()
+                .insert(usize::from(task), name.to_owned())
+        });
+    }
+}
+
+/// The steps begin at the next switch: the replay's earlier ones are left out.
+pub(crate) fn start_here() {
+    START.with(|start| start.set(SWITCHES.with(Cell::get)));
 }
 
 /// Forgets the failure of an earlier search.
@@ -217,11 +237,12 @@ fn replay(failure: Failure) -> Vec<(String, std::backtrace::Backtrace)> {
         .filter(|c| matches!(c, Choice::Task(_)))
         .count();
     let steps = Arc::new(Mutex::new(VecDeque::new()));
+    let names = Arc::new(Mutex::new(HashMap::new()));
     let stepper = Stepper {
         choices: failure.choices.into(),
         switches_left: switches,
         started: false,
-        names: HashMap::new(),
+        names: names.clone(),
         steps: steps.clone(),
     };
     let mut config = shuttle::Config::new();
@@ -231,13 +252,27 @@ fn replay(failure: Failure) -> Vec<(String, std::backtrace::Backtrace)> {
     let test = failure.test;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
+    GIVEN_NAMES.with(|given| given.borrow_mut().clear());
+    SWITCHES.with(|switches| switches.set(0));
+    START.with(|start| start.set(0));
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         shuttle::Runner::new(stepper, config).run(move || test());
     }));
     std::panic::set_hook(hook);
+    let given = GIVEN_NAMES.with(|given| std::mem::take(&mut *given.borrow_mut()));
+    let names = std::mem::take(&mut *names.lock().unwrap_or_else(|p| p.into_inner()));
     let raw = std::mem::take(&mut *steps.lock().unwrap_or_else(|p| p.into_inner()));
+    let start = START.with(Cell::get);
     raw.into_iter()
-        .map(|step| (step.thread, step.backtrace))
+        .filter(|step| step.switch >= start)
+        .map(|step| {
+            let name = given
+                .get(&step.task)
+                .or_else(|| names.get(&step.task))
+                .cloned()
+                .unwrap_or_else(|| numbered(step.task));
+            (name, step.backtrace)
+        })
         .collect()
 }
 
@@ -248,20 +283,17 @@ pub fn take_steps() -> Vec<Step> {
     let Some(failure) = LAST_FAILURE.with(|slot| slot.borrow_mut().take()) else {
         return Vec::new();
     };
-    let Some(crate_dir) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+    let Some(mut teller) = Teller::new() else {
         return Vec::new();
     };
     let raw = replay(failure);
-    let cwd = std::env::current_dir().unwrap_or_default();
     // Each step's learner frames, innermost first.
     let chains: Vec<(String, Vec<(PathBuf, u32)>)> = raw
         .into_iter()
         .map(|(thread, backtrace)| {
             let text = format!("{backtrace:?}");
             let chain = frames(&text)
-                .filter_map(|(file, line)| {
-                    learner_file(&crate_dir, &cwd, file).map(|path| (path, line))
-                })
+                .filter_map(|(file, line)| teller.learner_file(file).map(|path| (path, line)))
                 .take(CHAIN_MAX)
                 .collect();
             (thread, chain)
@@ -276,8 +308,6 @@ pub fn take_steps() -> Vec<Step> {
             callers.entry(&pair[0]).or_default().insert(&pair[1]);
         }
     }
-    let mut sources: HashMap<PathBuf, Vec<String>> = HashMap::new();
-    let mut steps: Vec<Step> = Vec::new();
     for (thread, chain) in &chains {
         let Some(mut at) = chain.first() else {
             continue;
@@ -289,35 +319,9 @@ pub fn take_steps() -> Vec<Step> {
                 break;
             }
         }
-        let (path, line) = (&at.0, at.1);
-        if steps
-            .last()
-            .is_some_and(|last| &last.thread == thread && last.line == line)
-        {
-            continue;
-        }
-        let lines = sources.entry(path.clone()).or_insert_with(|| {
-            std::fs::read_to_string(path)
-                .map(|text| text.lines().map(str::to_owned).collect())
-                .unwrap_or_default()
-        });
-        let code = lines
-            .get((line as usize).wrapping_sub(1))
-            .map(|l| l.trim().to_owned())
-            .unwrap_or_default();
-        let file = path
-            .strip_prefix(&crate_dir)
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        steps.push(Step {
-            thread: thread.clone(),
-            file,
-            line,
-            code,
-        });
+        teller.tell(thread.clone(), &at.0, at.1, None);
     }
-    steps
+    teller.steps()
 }
 
 /// The frames of a backtrace's debug text, innermost first: `(file, line)`, leaving out this
@@ -342,22 +346,6 @@ fn frames(text: &str) -> impl Iterator<Item = (&str, u32)> {
     })
 }
 
-/// The frame's file as a path under the hunt crate's `src/`, if it is one. Debug info names
-/// a workspace member's files relative to the workspace root, so a relative path is tried
-/// against the crate's folder and each folder above it.
-fn learner_file(crate_dir: &Path, cwd: &Path, file: &str) -> Option<PathBuf> {
-    let src = crate_dir.join("src");
-    let file = Path::new(file);
-    if file.is_absolute() {
-        return file.starts_with(&src).then(|| file.to_path_buf());
-    }
-    crate_dir
-        .ancestors()
-        .chain(std::iter::once(cwd))
-        .map(|base| base.join(file))
-        .find(|candidate| candidate.starts_with(&src) && candidate.is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,32 +355,5 @@ mod tests {
         let text = r#"Backtrace [{ fn: "<bughunt_kit::steps::Stepper as x>::next_task", file: "./src/steps.rs", line: 9 }, { fn: "a::f", file: "./src/lib.rs", line: 14 }, { fn: "??" }, { fn: "b", file: "/x/y.rs", line: 250 }]"#;
         let read: Vec<(&str, u32)> = frames(text).collect();
         assert_eq!(read, vec![("./src/lib.rs", 14), ("/x/y.rs", 250)]);
-    }
-
-    #[test]
-    fn only_files_under_the_crates_src_are_the_learners() {
-        let dir = tempfile_dir();
-        let crate_dir = dir.join("hunts").join("h");
-        std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-        std::fs::write(crate_dir.join("src/lib.rs"), "fn f() {}\n").unwrap();
-        let cwd = Path::new("/");
-        assert_eq!(
-            learner_file(&crate_dir, cwd, "hunts/h/src/lib.rs"),
-            Some(crate_dir.join("src/lib.rs"))
-        );
-        let absolute = crate_dir.join("src/lib.rs");
-        assert!(learner_file(&crate_dir, cwd, absolute.to_str().unwrap()).is_some());
-        assert_eq!(learner_file(&crate_dir, cwd, "kit/src/lib.rs"), None);
-        assert_eq!(
-            learner_file(&crate_dir, cwd, "/rustc/abc/library/std/src/rt.rs"),
-            None
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("bughunt-kit-steps-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }
