@@ -710,6 +710,8 @@ pub fn search_schedules(
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         explore(search, move || {
             explored.restart();
+            // The failing schedule's steps call the check's own thread what the story does.
+            crate::sync::name_this_thread(voice.main);
             test(&explored);
         })
     }));

@@ -8,6 +8,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
+mod common;
+use common::wait_for;
+
 use bughunt_core::catalog::Catalog;
 use serde_json::{json, Value};
 
@@ -174,6 +177,14 @@ fn an_assistant_runs_a_hunt_over_mcp() {
         "{started}"
     );
     assert!(!started.contains("Hint Level 2"));
+    // As after the command line's `start`, the new crate is built in the background.
+    let log = home.join(".bughunt/prebuild.log");
+    let log = wait_for(
+        "the background build's log",
+        Duration::from_secs(900),
+        || std::fs::read_to_string(&log).ok(),
+    );
+    assert!(log.contains("built in"), "{log}");
 
     let (failing, verdict, _) = client.call("check", json!({}));
     assert_eq!(verdict["verdict"], "failed", "{failing}");

@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{wait_for, POLL};
+
 /// The bound on any wait that includes a first build of a hunt's checks (a busy CI machine).
 const BUILD_BOUND: Duration = Duration::from_secs(900);
 /// The bound on a wait for something watch does without building.
 const SCREEN_BOUND: Duration = Duration::from_secs(60);
 /// How long processes that were killed may take to be gone.
 const REAP_BOUND: Duration = Duration::from_secs(5);
-/// How often a wait looks again.
-const POLL: Duration = Duration::from_millis(100);
 
 /// Held by each test that builds: two cargo builds at once in the shared target folder make
 /// each other's artifacts look newer than what depends on them, and a check after a
@@ -71,21 +72,6 @@ fn new_home() -> (tempfile::TempDir, PathBuf) {
 fn lib_of(home: &Path) -> PathBuf {
     let status: serde_json::Value = serde_json::from_str(&ok(home, &["status", "--json"])).unwrap();
     home.join(status["current"]["path"].as_str().unwrap())
-}
-
-/// Polls `probe` until it holds, or panics with `what` at the deadline.
-fn wait_for<T>(what: &str, bound: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gave up after {bound:?} waiting for {what}"
-        );
-        std::thread::sleep(POLL);
-    }
 }
 
 /// A private tmux server with one session running a command; killed when dropped.

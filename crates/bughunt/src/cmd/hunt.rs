@@ -60,7 +60,7 @@ pub fn start(args: StartArgs) -> CmdResult {
         return Ok(Exit::Success);
     };
     if !args.no_prebuild && !super::prebuild::disabled_by_env() {
-        super::prebuild::spawn(&home);
+        let _ = super::prebuild::spawn(&home);
     }
     if args.open {
         super::editor::open(&home.root.join(lib))?;
@@ -85,7 +85,7 @@ pub fn challenge() -> CmdResult {
     print(&pages::challenged(&home, &catalog, &challenged))?;
     if let hunt::Challenged::Started(started) = &challenged {
         if started_lib(started).is_some() && !super::prebuild::disabled_by_env() {
-            super::prebuild::spawn(&home);
+            let _ = super::prebuild::spawn(&home);
         }
     }
     Ok(match challenged {

@@ -201,6 +201,11 @@ impl BughuntServer {
                 fresh: false,
             };
             let started = hunt::start(&home, &server.catalog, &request)?;
+            // The new crate builds while the learner reads, as after the command line's
+            // `start`, so the first check is warm.
+            if super::hunt::started_lib(&started).is_some() && !super::prebuild::disabled_by_env() {
+                super::prebuild::spawn_and_reap(&home);
+            }
             Ok((pages::started(&home, &server.catalog, &started), None))
         })
         .await
@@ -320,6 +325,13 @@ impl BughuntServer {
         self.blocking(|server| {
             let home = server.home()?;
             let challenged = hunt::challenge(&home, &server.catalog)?;
+            if let hunt::Challenged::Started(started) = &challenged {
+                if super::hunt::started_lib(started).is_some()
+                    && !super::prebuild::disabled_by_env()
+                {
+                    super::prebuild::spawn_and_reap(&home);
+                }
+            }
             Ok((pages::challenged(&home, &server.catalog, &challenged), None))
         })
         .await

@@ -26,9 +26,11 @@ pub fn disabled_by_env() -> bool {
     std::env::var(NO_PREBUILD_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Starts the prebuild of the current hunt of `home` in the background. A failure to start
-/// it costs only speed (the first check builds), so it is a warning, never an error.
-pub fn spawn(home: &Home) {
+/// Starts the prebuild of the current hunt of `home` in the background, and returns it: a
+/// command that exits soon may drop it (the system reaps it), a long-lived server must wait for
+/// it ([`spawn_and_reap`]). A failure to start it costs only speed (the first check builds),
+/// so it is a warning, never an error.
+pub fn spawn(home: &Home) -> Option<std::process::Child> {
     // The log speaks of the last prebuild only: whoever waits for it waits for this one.
     let _ = std::fs::remove_file(home.root.join(hunt::PREBUILD_LOG));
     let spawned = std::env::current_exe().and_then(|exe| {
@@ -51,8 +53,28 @@ pub fn spawn(home: &Home) {
         }
         command.spawn()
     });
-    if let Err(error) = spawned {
-        eprintln!("bughunt: warning: cannot build the hunt in the background ({error}); the first check builds it");
+    match spawned {
+        Ok(child) => Some(child),
+        Err(error) => {
+            eprintln!("bughunt: warning: cannot build the hunt in the background ({error}); the first check builds it");
+            None
+        }
+    }
+}
+
+/// [`spawn`], for a process that outlives the build (the MCP server): a thread waits for the
+/// build to end, so it is reaped rather than left a zombie. The wait is bounded by the
+/// build's own bound.
+pub fn spawn_and_reap(home: &Home) {
+    if let Some(mut child) = spawn(home) {
+        let reaper = std::thread::Builder::new()
+            .name("prebuild-reaper".to_owned())
+            .spawn(move || {
+                let _ = child.wait();
+            });
+        if let Err(error) = reaper {
+            eprintln!("bughunt: warning: cannot wait for the background build ({error})");
+        }
     }
 }
 
