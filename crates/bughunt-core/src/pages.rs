@@ -30,7 +30,7 @@ fn pick_for<'a>(catalog: &'a Catalog, key: &str) -> Option<Pick<'a>> {
 }
 
 /// A path relative to the home, as a link to its file (see [`crate::text::file_link`]).
-fn link(home: &Home, relative: &str) -> String {
+pub fn link(home: &Home, relative: &str) -> String {
     crate::text::file_link(&home.root.join(relative), relative)
 }
 
@@ -366,10 +366,10 @@ pub fn key_points(pick: Pick, hunt: &HuntState) -> String {
 }
 
 /// The refusal before a pass or a reveal: no spoilers.
-pub fn explain_refused(hunt: &HuntState) -> String {
+pub fn explain_refused(home: &Home, hunt: &HuntState) -> String {
     format!(
         "Not yet: the explanation gives the answer away. Fix {} until `bughunt check` passes (or ask for the answer with `bughunt reveal`), then `bughunt explain`.\n",
-        lib_path(hunt)
+        link(home, &lib_path(hunt))
     )
 }
 
@@ -413,7 +413,7 @@ pub fn challenged(home: &Home, catalog: &Catalog, challenged: &Challenged) -> St
 }
 
 /// After `status`.
-pub fn status(status: &crate::hunt::Progress) -> String {
+pub fn status(home: &Home, status: &crate::hunt::Progress) -> String {
     let mut out = heading("## Bug Hunt Progress");
     out.push('\n');
     for category in &status.categories {
@@ -451,7 +451,7 @@ pub fn status(status: &crate::hunt::Progress) -> String {
                 current.hints_revealed,
                 current.hints_total,
                 current.checks_run,
-                current.path
+                link(home, &current.path)
             ));
         }
         None => out.push_str("No hunt in progress: `bughunt start` begins one.\n"),
@@ -495,7 +495,7 @@ pub fn understanding(hunts: &[&HuntState]) -> &'static str {
 
 /// `bughunt` alone in a home: what the brief asks at the start of each session. Categories
 /// covered, the understanding level of each, the next challenge.
-pub fn session(catalog: &Catalog, state: &crate::state::State) -> String {
+pub fn session(home: &Home, catalog: &Catalog, state: &crate::state::State) -> String {
     let mut out = heading("Welcome back to the hunt.");
     out.push('\n');
     let mut covered = 0;
@@ -536,7 +536,7 @@ pub fn session(catalog: &Catalog, state: &crate::state::State) -> String {
                 "In progress: {} (bug site {}): {}\n  `bughunt check` when you have a fix, `bughunt hint` if stuck.\n",
                 hunt.template,
                 hunt.site,
-                lib_path(hunt)
+                link(home, &lib_path(hunt))
             ));
         }
     }

@@ -241,7 +241,7 @@ pub fn explain(args: ExplainArgs) -> CmdResult {
     let catalog = super::catalog()?;
     let (pick, hunt, earned) = hunt::explain(&home, &catalog)?;
     if !earned {
-        print(&pages::explain_refused(&hunt))?;
+        print(&pages::explain_refused(&home, &hunt))?;
         return Ok(Exit::BugStillThere);
     }
     // Read the answers file before printing anything, so a bad file is a clean error.
@@ -269,7 +269,10 @@ pub fn explain(args: ExplainArgs) -> CmdResult {
         };
         if let Some(answers) = answers {
             let saved = memory::save_answers(&home, pick.template, &hunt, &answers)?;
-            print(&format!("Your answers are saved in {saved}.\n\n"))?;
+            print(&format!(
+                "Your answers are saved in {}.\n\n",
+                pages::link(&home, &saved)
+            ))?;
         }
     }
     print(&pages::key_points(pick, &hunt))?;
@@ -288,10 +291,14 @@ pub fn explain(args: ExplainArgs) -> CmdResult {
     };
     if add {
         match memory::add_pattern(&home, pick.template)? {
-            PatternAdded::Added(path) => print(&format!("Added the pattern to {path}.\n"))?,
-            PatternAdded::AlreadyThere(path) => {
-                print(&format!("The pattern is already in {path}.\n"))?
-            }
+            PatternAdded::Added(path) => print(&format!(
+                "Added the pattern to {}.\n",
+                pages::link(&home, &path)
+            ))?,
+            PatternAdded::AlreadyThere(path) => print(&format!(
+                "The pattern is already in {}.\n",
+                pages::link(&home, &path)
+            ))?,
             PatternAdded::NoPattern => print("This hunt has no pattern entry to add.\n")?,
         }
     }
@@ -312,7 +319,7 @@ pub fn status(args: StatusArgs) -> CmdResult {
     if args.json {
         print(&format!("{}\n", serde_json::to_string_pretty(&status)?))?;
     } else {
-        print(&pages::status(&status))?;
+        print(&pages::status(&home, &status))?;
     }
     Ok(Exit::Success)
 }

@@ -267,7 +267,7 @@ impl BughuntServer {
             let home = server.home()?;
             let (pick, hunt, earned) = hunt::explain(&home, &server.catalog)?;
             if !earned {
-                return Ok((pages::explain_refused(&hunt), None));
+                return Ok((pages::explain_refused(&home, &hunt), None));
             }
             let mut text = pages::explained(pick, &hunt);
             if let Some(answers) = args.answers {
@@ -312,8 +312,12 @@ impl BughuntServer {
     )]
     async fn status(&self) -> Result<CallToolResult, ErrorData> {
         self.blocking(|server| {
-            let status = hunt::status(&server.home()?, &server.catalog)?;
-            Ok((pages::status(&status), Some(serde_json::to_value(&status)?)))
+            let home = server.home()?;
+            let status = hunt::status(&home, &server.catalog)?;
+            Ok((
+                pages::status(&home, &status),
+                Some(serde_json::to_value(&status)?),
+            ))
         })
         .await
     }

@@ -12,7 +12,7 @@ pub fn run() -> CmdResult {
         Ok(home) => {
             let catalog = super::catalog()?;
             let state = home.state_file().load()?;
-            super::hunt::print(&pages::session(&catalog, &state))?;
+            super::hunt::print(&pages::session(&home, &catalog, &state))?;
         }
         Err(_) => {
             let help = crate::Cli::command().render_help().to_string();
