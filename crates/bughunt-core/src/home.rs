@@ -316,47 +316,54 @@ fn prebuild_dependencies(home: &Home, cargo: &Path) -> Result<()> {
         )
     };
     bar.enable_steady_tick(Duration::from_millis(120));
-    let mut command = Command::new(cargo);
-    command.current_dir(&home.root).args([
-        "test",
-        "--no-run",
-        "--message-format=json-render-diagnostics",
-    ]);
+    // One build per warm-up crate, each with the very command a check of a hunt on that
+    // checker runs: built together, cargo would unify the crates' features across all four,
+    // and a hunt's first check, built alone, would compile its dependencies again.
+    let deadline = std::time::Instant::now() + PREBUILD_BOUND;
     for checker in CHECKERS {
-        command.args(["-p", &format!("warmup-{}", checker.name())]);
-    }
-    let progress = bar.clone();
-    let finished = run_bounded_with(command, PREBUILD_BOUND, OutputLimit::CHECK, move |line| {
-        if line.contains("\"reason\":\"compiler-artifact\"") {
-            progress.inc(1);
-            if let Ok(message) = serde_json::from_str::<serde_json::Value>(line) {
-                if let Some(name) = message["target"]["name"].as_str() {
-                    progress.set_message(name.to_owned());
+        let mut command = crate::hunt::cargo_test_command(
+            home,
+            cargo,
+            &format!("warmup-{}", checker.name()),
+            false,
+        );
+        command.arg("--no-run");
+        let progress = bar.clone();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let finished = run_bounded_with(command, left, OutputLimit::CHECK, move |line| {
+            if line.contains("\"reason\":\"compiler-artifact\"") {
+                progress.inc(1);
+                if let Ok(message) = serde_json::from_str::<serde_json::Value>(line) {
+                    if let Some(name) = message["target"]["name"].as_str() {
+                        progress.set_message(name.to_owned());
+                    }
                 }
             }
+        })
+        .with_context(|| {
+            format!(
+                "cannot run {}; is Rust installed (https://rustup.rs)?",
+                cargo.display()
+            )
+        })?;
+        if finished.timed_out() {
+            bar.finish_and_clear();
+            bail!(
+                "building the dependencies took over {} s; run `bughunt init` again to resume",
+                PREBUILD_BOUND.as_secs()
+            );
         }
-    })
-    .with_context(|| {
-        format!(
-            "cannot run {}; is Rust installed (https://rustup.rs)?",
-            cargo.display()
-        )
-    })?;
+        if !finished.success() {
+            bar.finish_and_clear();
+            let tail: Vec<&str> = finished.stderr.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "cargo could not build the dependencies (is the network up?); run `bughunt init` again to retry. cargo said: {}",
+                tail.join(" / ")
+            );
+        }
+    }
     bar.finish_and_clear();
-    if finished.timed_out() {
-        bail!(
-            "building the dependencies took over {} s; run `bughunt init` again to resume",
-            PREBUILD_BOUND.as_secs()
-        );
-    }
-    if !finished.success() {
-        let tail: Vec<&str> = finished.stderr.lines().rev().take(12).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!(
-            "cargo could not build the dependencies (is the network up?); run `bughunt init` again to retry. cargo said: {}",
-            tail.join(" / ")
-        );
-    }
     Ok(())
 }
 

@@ -466,9 +466,9 @@ pub fn untrusted_report(report: &CheckReport, template: &Template, nonce: &str) 
 }
 
 /// The `cargo test` of a hunt's checks, as `check` runs it and as the prebuild after
-/// `start` runs it (with `--no-run`). Both must build with the same arguments and
-/// environment, or the check would build again what the prebuild built.
-fn cargo_test_command(home: &Home, cargo: &Path, package: &str, color: bool) -> Command {
+/// `start` and `init`'s warm-up run it (with `--no-run`). All must build with the same
+/// arguments and environment, or the check would build again what was built before it.
+pub(crate) fn cargo_test_command(home: &Home, cargo: &Path, package: &str, color: bool) -> Command {
     let mut command = Command::new(cargo);
     command
         .current_dir(&home.root)

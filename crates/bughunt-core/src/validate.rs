@@ -268,6 +268,7 @@ fn build(
         );
     }
     let mut built: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
+    let mut checks_warnings: BTreeMap<String, String> = BTreeMap::new();
     let crates_dir = options.workspace.join("crates");
     for line in finished.stdout.lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -289,12 +290,28 @@ fn build(
             }
             Some("compiler-message") if message["message"]["level"] == "error" => {
                 let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
-                let entry = built.entry(package).or_insert_with(|| Err(String::new()));
+                let entry = built
+                    .entry(package)
+                    .or_insert_with(|| Err(COMPILE_ERROR.to_owned()));
                 if let Err(errors) = entry {
                     errors.push_str(rendered);
                 }
             }
+            Some("compiler-message")
+                if message["message"]["level"] == "warning" && in_checks(&message["message"]) =>
+            {
+                let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
+                let warnings = checks_warnings.entry(package).or_default();
+                warnings.push_str(rendered);
+            }
             _ => {}
+        }
+    }
+    // The template's own checks compile clean: a warning there is dead code or a mistake in
+    // the checks, whichever form it is built with.
+    for (package, warnings) in checks_warnings {
+        if let Some(entry @ Ok(_)) = built.get_mut(&package) {
+            *entry = Err(format!("{CHECKS_WARN}{warnings}"));
         }
     }
     let compile_errors = built.values().any(Result::is_err);
@@ -305,6 +322,24 @@ fn build(
         );
     }
     Ok(built)
+}
+
+/// How a form that cargo could not build begins its problem.
+const COMPILE_ERROR: &str = "does not compile:\n";
+/// How a form whose checks compile with warnings begins its problem.
+const CHECKS_WARN: &str =
+    "the template's checks (tests/checks.rs) compile with warnings; they must compile clean:\n";
+
+/// Whether a compiler message's primary place is in the checks (`tests/checks.rs`).
+fn in_checks(message: &serde_json::Value) -> bool {
+    message["spans"].as_array().is_some_and(|spans| {
+        spans.iter().any(|span| {
+            span["is_primary"] == true
+                && span["file_name"]
+                    .as_str()
+                    .is_some_and(|file| file.ends_with("tests/checks.rs"))
+        })
+    })
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -469,8 +504,15 @@ pub fn validate(templates: &[&Template], options: &Options) -> Result<Vec<Outcom
                         "not built".to_owned(),
                     ),
                     Some(Err(errors)) => (
-                        Some(format!("does not compile:\n{}", tail(errors, 30))),
-                        "compile error".to_owned(),
+                        Some(match errors.split_once('\n') {
+                            Some((head, rest)) => format!("{head}\n{}", tail(rest, 30)),
+                            None => errors.clone(),
+                        }),
+                        if errors.starts_with(CHECKS_WARN) {
+                            "checks warn".to_owned()
+                        } else {
+                            "compile error".to_owned()
+                        },
                     ),
                     Some(Ok(executable)) => {
                         let report_path = reports.join(format!("{}.json", instance.package));
@@ -516,6 +558,26 @@ mod tests {
     use bughunt_kit::report::{StageReport, REPORT_FORMAT};
 
     use super::*;
+
+    /// A warning in the checks counts against the template; one in the learner's file (a
+    /// broken form's unused variable) does not.
+    #[test]
+    fn only_warnings_in_the_checks_count() {
+        let at = |file: &str| {
+            serde_json::json!({
+                "level": "warning",
+                "spans": [
+                    { "file_name": "src/lib.rs", "is_primary": false },
+                    { "file_name": file, "is_primary": true }
+                ]
+            })
+        };
+        assert!(in_checks(&at("tests/checks.rs")));
+        assert!(!in_checks(&at("src/lib.rs")));
+        assert!(!in_checks(
+            &serde_json::json!({ "level": "warning", "spans": [] })
+        ));
+    }
 
     fn instance(expect: Expect) -> Instance {
         Instance {

@@ -367,10 +367,6 @@ struct Workload {
 }
 
 impl Workload {
-    fn calls(&self) -> usize {
-        self.consumers.iter().map(Vec::len).sum::<usize>() + self.monitors.iter().sum::<usize>()
-    }
-
     /// The message ids of consumer `c`'s calls: each receive takes a new id, each process
     /// finishes the oldest one still open. Ids are unique across the group.
     fn ids(&self, c: usize) -> Vec<u64> {
