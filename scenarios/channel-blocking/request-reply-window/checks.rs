@@ -174,9 +174,7 @@ fn checks() {
                          back as promised (every quote once, the pricer joined): the story \
                          below shows what each thread said last. Who is waiting for whom, and \
                          for what? Does the pricer wait for anything the broker will only send \
-                         once it has its quotes? Is any quote thrown away on the way? (A timer \
-                         is no way out: these checks explore schedules, not time, so a \
-                         `recv_timeout` here never times out.)",
+                         once it has its quotes? Is any quote thrown away on the way?",
                 run: small_batches,
             },
             Stage {
