@@ -637,6 +637,43 @@ mod loom_tests {
         assert!(take_steps().is_empty(), "steps are taken once");
     }
 
+    /// Each kind of operation says what it read and wrote, and a lock says it was taken.
+    #[test]
+    fn each_operation_says_what_it_did() {
+        let failed = std::panic::catch_unwind(|| {
+            explore(Search::exhaustive(), || {
+                let count = AtomicU64::new(5);
+                count.fetch_add(2, Ordering::Relaxed); // add
+                let _ = count.compare_exchange(7, 9, Ordering::AcqRel, Ordering::Relaxed); // cas ok
+                let _ = count.compare_exchange(7, 1, Ordering::AcqRel, Ordering::Relaxed); // cas no
+                let _ = count.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| Some(n * 2)); // update
+                crate::sync::atomic::fence(Ordering::SeqCst); // fence
+                let lock = crate::sync::Mutex::new(0);
+                drop(lock.lock().unwrap()); // lock
+                panic!("fails on purpose");
+            })
+        });
+        assert!(failed.is_err());
+        let steps = take_steps();
+        let effect = |words: &str| {
+            steps
+                .iter()
+                .find(|s| s.code.contains(words))
+                .unwrap_or_else(|| panic!("no step at `{words}`: {steps:#?}"))
+                .effect
+                .clone()
+        };
+        assert_eq!(effect("// add").as_deref(), Some("read 5, wrote 7"));
+        assert_eq!(effect("// cas ok").as_deref(), Some("read 7, wrote 9"));
+        assert_eq!(
+            effect("// cas no").as_deref(),
+            Some("read 9, not the value expected: wrote nothing")
+        );
+        assert_eq!(effect("// update").as_deref(), Some("read 9, wrote 18"));
+        assert_eq!(effect("// fence"), None);
+        assert_eq!(effect("// lock").as_deref(), Some("took the lock"));
+    }
+
     /// What came before `start_here` in the failing execution is left out of its steps.
     #[test]
     fn steps_start_where_told() {

@@ -42,6 +42,37 @@ pub mod atomic {
         }
     }
 
+    /// A compare-exchange (`compare_exchange`, `compare_exchange_weak`), recorded.
+    macro_rules! recorded_exchange {
+        ($method:ident, $value:ty) => {
+            #[track_caller]
+            pub fn $method(
+                &self,
+                current: $value,
+                new: $value,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$value, $value> {
+                let outcome = self.0.$method(current, new, success, failure);
+                record(Location::caller(), || exchanged(&outcome, new));
+                outcome
+            }
+        };
+    }
+
+    /// A read-modify-write that returns what it read (`fetch_add`, `fetch_or`, …), recorded
+    /// with what it wrote: `$wrote` from what it read and its argument.
+    macro_rules! recorded_fetch {
+        ($method:ident, $value:ty, |$read:ident, $argument:ident| $wrote:expr) => {
+            #[track_caller]
+            pub fn $method(&self, $argument: $value, order: Ordering) -> $value {
+                let $read = self.0.$method($argument, order);
+                record(Location::caller(), || read_wrote($read, $wrote));
+                $read
+            }
+        };
+    }
+
     /// The operations every atomic has, recorded. `$loom` is loom's type, `$value` its value.
     macro_rules! recorded_atomic {
         ($(#[$doc:meta])* $name:ident, $value:ty) => {
@@ -79,59 +110,12 @@ pub mod atomic {
                     read
                 }
 
-                #[track_caller]
-                pub fn compare_exchange(
-                    &self,
-                    current: $value,
-                    new: $value,
-                    success: Ordering,
-                    failure: Ordering,
-                ) -> Result<$value, $value> {
-                    let outcome = self.0.compare_exchange(current, new, success, failure);
-                    record(Location::caller(), || exchanged(&outcome, new));
-                    outcome
-                }
-
-                #[track_caller]
-                pub fn compare_exchange_weak(
-                    &self,
-                    current: $value,
-                    new: $value,
-                    success: Ordering,
-                    failure: Ordering,
-                ) -> Result<$value, $value> {
-                    let outcome = self.0.compare_exchange_weak(current, new, success, failure);
-                    record(Location::caller(), || exchanged(&outcome, new));
-                    outcome
-                }
-
-                #[track_caller]
-                pub fn fetch_and(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_and(value, order);
-                    record(Location::caller(), || read_wrote(read, read & value));
-                    read
-                }
-
-                #[track_caller]
-                pub fn fetch_nand(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_nand(value, order);
-                    record(Location::caller(), || read_wrote(read, !(read & value)));
-                    read
-                }
-
-                #[track_caller]
-                pub fn fetch_or(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_or(value, order);
-                    record(Location::caller(), || read_wrote(read, read | value));
-                    read
-                }
-
-                #[track_caller]
-                pub fn fetch_xor(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_xor(value, order);
-                    record(Location::caller(), || read_wrote(read, read ^ value));
-                    read
-                }
+                recorded_exchange!(compare_exchange, $value);
+                recorded_exchange!(compare_exchange_weak, $value);
+                recorded_fetch!(fetch_and, $value, |read, value| read & value);
+                recorded_fetch!(fetch_nand, $value, |read, value| !(read & value));
+                recorded_fetch!(fetch_or, $value, |read, value| read | value);
+                recorded_fetch!(fetch_xor, $value, |read, value| read ^ value);
 
                 #[track_caller]
                 pub fn fetch_update<F>(
@@ -203,33 +187,10 @@ pub mod atomic {
             );
 
             impl $name {
-                #[track_caller]
-                pub fn fetch_add(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_add(value, order);
-                    record(Location::caller(), || read_wrote(read, read.wrapping_add(value)));
-                    read
-                }
-
-                #[track_caller]
-                pub fn fetch_sub(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_sub(value, order);
-                    record(Location::caller(), || read_wrote(read, read.wrapping_sub(value)));
-                    read
-                }
-
-                #[track_caller]
-                pub fn fetch_max(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_max(value, order);
-                    record(Location::caller(), || read_wrote(read, read.max(value)));
-                    read
-                }
-
-                #[track_caller]
-                pub fn fetch_min(&self, value: $value, order: Ordering) -> $value {
-                    let read = self.0.fetch_min(value, order);
-                    record(Location::caller(), || read_wrote(read, read.min(value)));
-                    read
-                }
+                recorded_fetch!(fetch_add, $value, |read, value| read.wrapping_add(value));
+                recorded_fetch!(fetch_sub, $value, |read, value| read.wrapping_sub(value));
+                recorded_fetch!(fetch_max, $value, |read, value| read.max(value));
+                recorded_fetch!(fetch_min, $value, |read, value| read.min(value));
             }
         )*};
     }
