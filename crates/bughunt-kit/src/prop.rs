@@ -170,8 +170,15 @@ where
                      branches at random)"
                 ),
             };
+            // The message is a sentence of its own, however the stage ended it.
+            let stop = if message.trim_end().ends_with(['.', '!', '?', ':']) {
+                ""
+            } else {
+                "."
+            };
             panic!(
-                "{message}\nThe shortest way I found to break it: {}",
+                "{}{stop}\nThe shortest way I found to break it: {}",
+                message.trim_end(),
                 tell(&history)
             );
         }

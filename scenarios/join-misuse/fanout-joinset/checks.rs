@@ -197,7 +197,8 @@ fn checks() {
                 mentor: "`gather` did not return one answer per shard: the story below is the \
                          smallest set of shards I found. For each shard, where does its answer \
                          go when it is an error, and what happens to the shards still running \
-                         when `gather` returns?",
+                         when `gather` returns? If it never returned: what is it still waiting \
+                         for once every shard has answered?",
                 run: stage_every_result_once,
             },
             Stage {

@@ -35,6 +35,10 @@ use tokio::task::JoinSet;
 //~ use std::sync::Arc;
 //~ use tokio::sync::Semaphore;
 //~ use tokio::task::JoinSet;
+//~ alt: channel-until-closed
+//~ use tokio::sync::mpsc;
+//~ wrong: sender-kept-open
+//~ use tokio::sync::mpsc;
 //~ end
 
 /// One shard to ask, as the cluster map describes it.
@@ -162,6 +166,27 @@ pub async fn gather(shards: Vec<Shard>) -> Gathered {
     //~         file(&mut shared.lock().expect("a task panicked while filing"), answer);
     //~     });
     //~ }
+    //~ alt: join-all
+    //~ // Collecting futures into a JoinSet spawns each one.
+    //~ let fetches: JoinSet<Result<Page, FetchError>> = shards.into_iter().map(fetch).collect();
+    //~ alt: channel-until-closed
+    //~ let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    //~ for shard in shards {
+    //~     let answers_tx = answers_tx.clone();
+    //~     tokio::spawn(async move {
+    //~         let _ = answers_tx.send(fetch(shard).await);
+    //~     });
+    //~ }
+    //~ // Only the tasks hold senders now: the channel closes when the last one is done.
+    //~ drop(answers_tx);
+    //~ wrong: sender-kept-open
+    //~ let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    //~ for shard in shards {
+    //~     let answers_tx = answers_tx.clone();
+    //~     tokio::spawn(async move {
+    //~         let _ = answers_tx.send(fetch(shard).await);
+    //~     });
+    //~ }
     //~ end
     //~ site: stop-at-first-error
     while let Some(answer) = fetches.join_next().await {
@@ -209,6 +234,33 @@ pub async fn gather(shards: Vec<Shard>) -> Gathered {
     //~     done.expect("a fetch panicked");
     //~ }
     //~ gathered = std::mem::take(&mut *shared.lock().expect("a task panicked while filing"));
+    //~ alt: join-all
+    //~ for answer in fetches.join_all().await {
+    //~     file(&mut gathered, answer);
+    //~ }
+    //~ alt: channel-until-closed
+    //~ while let Some(answer) = answers.recv().await {
+    //~     file(&mut gathered, answer);
+    //~ }
+    //~ wrong: sender-kept-open
+    //~ // The channel ends when every task has sent its answer.
+    //~ while let Some(answer) = answers.recv().await {
+    //~     file(&mut gathered, answer);
+    //~ }
+    //~ wrong: try-join-next
+    //~ // Let the fetches run, then take every answer that is there, without blocking.
+    //~ tokio::task::yield_now().await;
+    //~ while let Some(answer) = fetches.try_join_next() {
+    //~     file(&mut gathered, answer.expect("a fetch panicked"));
+    //~ }
+    //~ wrong: whole-gather-timeout
+    //~ // Nobody waits more than a second for a search: answer with what has come by then.
+    //~ let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    //~     while let Some(answer) = fetches.join_next().await {
+    //~         file(&mut gathered, answer.expect("a fetch panicked"));
+    //~     }
+    //~ })
+    //~ .await;
     //~ end
     gathered
 }
