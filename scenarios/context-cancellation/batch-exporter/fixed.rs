@@ -156,6 +156,38 @@ pub async fn run(
         //~ if token.run_until_cancelled(whole_batch).await.is_none() {
         //~     break;
         //~ }
+        //~ wrong: send-batch-at-once
+        //~ // The whole batch at once: the downstream takes them in parallel, and a cancel
+        //~ // aborts whatever is still being sent.
+        //~ let mut sends = tokio::task::JoinSet::new();
+        //~ for item in &batch {
+        //~     let downstream = downstream.clone();
+        //~     let id = item.id;
+        //~     sends.spawn(async move {
+        //~         downstream.process(id).await;
+        //~         id
+        //~     });
+        //~ }
+        //~ let mut sent = std::collections::HashSet::new();
+        //~ loop {
+        //~     tokio::select! {
+        //~         biased;
+        //~         _ = token.cancelled() => {
+        //~             sends.abort_all();
+        //~             let unsent = batch.iter().filter(|item| !sent.contains(&item.id));
+        //~             report.returned.extend(unsent.map(|item| item.id));
+        //~             return report;
+        //~         }
+        //~         next = sends.join_next() => match next {
+        //~             Some(Ok(id)) => {
+        //~                 sent.insert(id);
+        //~                 report.done.push(id);
+        //~             }
+        //~             Some(Err(_)) => {}
+        //~             None => break,
+        //~         },
+        //~     }
+        //~ }
         //~ alt: one-queue-of-pending-items
         //~ // (each item was sent above, as it came off `pending`)
         //~ end
@@ -251,6 +283,12 @@ async fn send_batch(
         //~     .run_until_cancelled(downstream.process(item.id))
         //~     .await
         //~     .is_some();
+        //~ alt: select-without-biased
+        //~ // Whichever is ready first; when both are, either answer is true.
+        //~ let sent = tokio::select! {
+        //~     _ = token.cancelled() => false,
+        //~     _ = downstream.process(item.id) => true,
+        //~ };
         //~ end
         //~ site: select-drops-the-item
         if !sent {
