@@ -588,7 +588,8 @@ fn checks() {
                 mentor: "The token was cancelled and the consumer went on: it started another \
                          message, or returned late. Where does your loop look at the token: \
                          only while it waits for a delivery, or also before it takes the next \
-                         message from its own buffer?",
+                         message from its own buffer? And on the way out, does anything wait \
+                         for the broker, which keeps the delivery channel open?",
                 run: |ctx| property(ctx, 1),
             },
             Stage {

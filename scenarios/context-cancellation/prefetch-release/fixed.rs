@@ -173,6 +173,24 @@ async fn release_the_rest(
 //~     buffer.clear();
 //~     session.close();
 //~ }
+//~ wrong: await-every-delivery
+//~ /// Gives back everything delivered and not started: stops the broker pushing more, takes
+//~ /// what it has already delivered, and releases it all with the buffer.
+//~ async fn release_the_rest(
+//~     session: &mut Session,
+//~     buffer: &mut VecDeque<Delivery>,
+//~     report: &mut Report,
+//~ ) {
+//~     for delivery in buffer.drain(..) {
+//~         session.release(delivery.id);
+//~         report.released.push(delivery.id);
+//~     }
+//~     // And whatever is still on its way: release until the channel is empty.
+//~     while let Some(delivery) = session.deliveries.recv().await {
+//~         session.release(delivery.id);
+//~         report.released.push(delivery.id);
+//~     }
+//~ }
 //~ end
 
 /// Consumes until `token` is cancelled (or the broker stops delivering), then settles what
