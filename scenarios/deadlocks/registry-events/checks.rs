@@ -21,7 +21,6 @@ use bughunt_kit::explore::Search;
 use bughunt_kit::prop;
 use bughunt_kit::prop::proptest::{self, prelude::*};
 use bughunt_kit::story::{self, Story, Voice};
-use bughunt_kit::sync::Arc;
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
@@ -247,11 +246,13 @@ fn checks() {
                 id: "bursts-past-capacity-handled",
                 title: "Bursts of changes past the capacity of `events` are each handled once, in order",
                 mentor: "Small bursts go through; a burst larger than `events` holds did not \
-                         (the story below ends with each blocked thread, what it holds and \
-                         what it waits for). When `events` is full the publisher waits for \
-                         the handler to receive; what does the handler need before it can \
-                         receive the next event, and who holds it at that moment? A bigger \
-                         buffer only moves the hang to a bigger burst.",
+                         come out as promised (the story below says how). If it ends with \
+                         blocked threads, what each holds and what it waits for: when `events` \
+                         is full the publisher waits for the handler to receive; what does the \
+                         handler need before it can receive the next event, and who holds it \
+                         at that moment? A bigger buffer only moves the hang to a bigger burst. \
+                         If the events came out of order: what decides the order in which they \
+                         reach `events`?",
                 run: past_capacity,
             },
         ],

@@ -8,10 +8,11 @@
 //! together). Sequence numbers are given under `registry`, so events are numbered in the
 //! order the changes happened.
 //!
-//! It promises, for any changes, any capacity and any schedule: no thread waits forever;
-//! every event is handled exactly once, in sequence order; and once `close` returns, the
-//! registry holds exactly the members that joined and did not leave, and the handler is
-//! joined.
+//! Changes come from one publisher thread at a time (the service's request loop). It
+//! promises, for any changes, any capacity and any schedule of the publisher and the
+//! handler: no thread waits forever; every event is handled exactly once, in sequence order;
+//! and once `close` returns, the registry holds exactly the members that joined and did not
+//! leave, and the handler is joined.
 //!
 //! Every lock is a `Lock` that says on the [`Log`] which lock a thread is about to wait for,
 //! and when it holds or releases one; before each send and receive on `events`, a thread
@@ -229,6 +230,14 @@ impl Membership {
         //~     event = back;
         //~     thread::yield_now();
         //~ }
+        //~ wrong: a-thread-per-send
+        //~ // Never wait under anybody's lock: a thread of its own waits for room.
+        //~ let (events, log) = (events.clone(), self.log.clone());
+        //~ thread::spawn(move || {
+        //~     events.send(event).expect("the handler stopped");
+        //~     log.step(Step::Sent("events", event.seq));
+        //~ });
+        //~ return;
         //~ end
         self.log.step(Step::Sent("events", event.seq));
     }
