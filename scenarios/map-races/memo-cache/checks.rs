@@ -85,7 +85,7 @@ struct Call {
 
 impl Call {
     fn told(&self) -> String {
-        format!("{}'s {}", self.actor, self.op.told())
+        format!("{}'s {}", called(&self.actor), self.op.told())
     }
 
     fn routed(&self) -> Option<&Route> {
@@ -93,6 +93,15 @@ impl Call {
             Some(Outcome::Routed(route)) => Some(route),
             _ => None,
         }
+    }
+}
+
+/// A thread as a sentence names it: "c1", "main", "the consumer".
+fn called(actor: &str) -> String {
+    if actor == "consumer" {
+        "the consumer".to_owned()
+    } else {
+        actor.to_owned()
     }
 }
 
@@ -282,12 +291,12 @@ fn search_schedules(
 /// "version 10 (loaded by c1)" or "version 15 (offered by c2)".
 fn origin(log: &Log, customer: u64, version: u64) -> Option<String> {
     if let Some(load) = log.loads.iter().find(|load| load.customer == customer && load.version == version) {
-        return Some(format!("version {version}, loaded by {}", load.actor));
+        return Some(format!("version {version}, loaded by {}", called(&load.actor)));
     }
     log.calls
         .iter()
         .find(|call| call.op == Op::Offer(customer, version))
-        .map(|call| format!("version {version}, offered by {}", call.actor))
+        .map(|call| format!("version {version}, offered by {}", called(&call.actor)))
 }
 
 /// Checks what a finished schedule did against the promises, from the calls and loads alone.
@@ -322,20 +331,24 @@ fn check_history(book: &Book) {
             let before: Vec<String> = loads
                 .iter()
                 .filter(|other| other.customer == load.customer && other.nth < load.nth)
-                .map(|other| format!("load {} by {}", other.nth, other.actor))
+                .map(|other| format!("load {} by {}", other.nth, called(&other.actor)))
                 .collect();
             let since = match invalidated {
                 0 => "no invalidate of it had started".to_owned(),
                 1 => "only 1 invalidate of it had started".to_owned(),
                 n => format!("only {n} invalidates of it had started"),
             };
+            let why = if invalidated == 0 {
+                "threads that miss at once must share one load"
+            } else {
+                "a rule loaded after an invalidate must be cached, so that the next caller finds it"
+            };
             book.fail(Some(load.customer), format!(
                 "the loader ran for customer {} a {} time (by {}), after {}, and {since}: the \
-                 routing service was asked again for a rule the cache already had or was \
-                 already loading (threads that miss at once must share one load)",
+                 routing service may be asked once per customer, plus once per invalidate ({why})",
                 load.customer,
                 nth_word(load.nth),
-                load.actor,
+                called(&load.actor),
                 before.join(", ")
             ));
         }
@@ -359,7 +372,7 @@ fn check_history(book: &Book) {
                 call.told(),
                 invalidate.told(),
                 route.version,
-                load.actor
+                called(&load.actor)
             ));
         }
     }
