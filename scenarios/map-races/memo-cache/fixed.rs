@@ -15,8 +15,8 @@
 //! - an offered rule is cached only if it is newer (a higher version) than the rule cached,
 //!   and `offer` says whether it was: the newest rule offered is the one that stays.
 //!
-//! Where it comes from: the shared maps of Go services (`if v, ok := m[k]; !ok { m[k] = load(k) }`
-//! across two lock scopes, the race the Go race detector reports most), the cache stampede
+//! Where it comes from: the check-then-insert that shared maps invite in every language (Go's
+//! `if _, ok := m[k]; !ok { m[k] = load(k) }` across two lock scopes), the cache stampede
 //! and stale sets that Facebook's memcache leases were built against ("Scaling Memcache at
 //! Facebook", NSDI 2013), and the read guard alive in a `match` while the same thread asks for
 //! the write lock, among the double locks Qin et al. found most common in Rust programs
@@ -56,8 +56,8 @@ pub type Loader = Box<dyn Fn(u64) -> Route + Send + Sync>;
 //~ /// One customer's rule, or `None` until it is loaded. Its lock is held for the load, so
 //~ /// threads that miss the same customer wait for one load instead of starting their own.
 //~ type Slot = Arc<Mutex<Option<Route>>>;
+//~
 //~ end
-
 /// The routing rules this consumer knows, by customer.
 pub struct RouteCache {
     //~ region
@@ -210,8 +210,8 @@ impl RouteCache {
     //~ fn slot(&self, customer: u64) -> Slot {
     //~     self.slots.lock().unwrap().entry(customer).or_default().clone()
     //~ }
+    //~
     //~ end
-
     /// Caches `route` if it is newer than the rule cached for its customer (or none is).
     /// Returns whether it was cached.
     pub fn offer(&self, route: Route) -> bool {
