@@ -29,7 +29,10 @@ use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
 /// The checks' own thread is "main"; lines name the customer they are about.
-const VOICE: Voice = Voice { item: "customer", ..Voice::new("main") };
+const VOICE: Voice = Voice {
+    item: "customer",
+    ..Voice::new("main")
+};
 
 /// One call a thread makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +53,9 @@ impl Op {
     fn told(self) -> String {
         match self {
             Op::Route(customer) => format!("route({customer})"),
-            Op::Offer(customer, version) => format!("offer(customer {customer}, version {version})"),
+            Op::Offer(customer, version) => {
+                format!("offer(customer {customer}, version {version})")
+            }
             Op::Invalidate(customer) => format!("invalidate({customer})"),
         }
     }
@@ -62,7 +67,11 @@ fn queue_of(customer: u64, version: u64) -> String {
 }
 
 fn offered(customer: u64, version: u64) -> Route {
-    Route { customer, queue: queue_of(customer, version), version }
+    Route {
+        customer,
+        queue: queue_of(customer, version),
+        version,
+    }
 }
 
 /// What a call gave back.
@@ -136,11 +145,17 @@ struct Book {
 
 impl Book {
     fn new(main: &'static str) -> Book {
-        Book { story: Story::new(VOICE), log: Default::default(), main }
+        Book {
+            story: Story::new(VOICE),
+            log: Default::default(),
+            main,
+        }
     }
 
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn restart(&self) {
@@ -157,7 +172,13 @@ impl Book {
     }
 
     /// Adds a line; returns its place in the story.
-    fn line(&self, actor: &str, kind: EventKind, customer: Option<u64>, note: impl Into<String>) -> usize {
+    fn line(
+        &self,
+        actor: &str,
+        kind: EventKind,
+        customer: Option<u64>,
+        note: impl Into<String>,
+    ) -> usize {
         self.story.line(actor, kind, customer, note);
         self.story.len() - 1
     }
@@ -174,7 +195,13 @@ impl Book {
         let book = self.clone();
         move |customer| {
             let actor = book.current();
-            let nth = book.log().loads.iter().filter(|load| load.customer == customer).count() as u64 + 1;
+            let nth = book
+                .log()
+                .loads
+                .iter()
+                .filter(|load| load.customer == customer)
+                .count() as u64
+                + 1;
             let version = 10 * nth;
             let at = book.line(
                 &actor,
@@ -182,7 +209,13 @@ impl Book {
                 Some(customer),
                 format!("the loader asks the routing service for customer {customer}: version {version} (load {nth} of {customer})"),
             );
-            book.log().loads.push(Load { actor, customer, nth, version, at });
+            book.log().loads.push(Load {
+                actor,
+                customer,
+                nth,
+                version,
+                at,
+            });
             offered(customer, version)
         }
     }
@@ -190,15 +223,28 @@ impl Book {
     /// Makes `op` on `cache` as `actor`, with its start and return in the story.
     fn call(&self, cache: &RouteCache, actor: &str, op: Op) -> Outcome {
         let customer = op.customer();
-        let started = self.line(actor, EventKind::Note, Some(customer), format!("{} starts", op.told()));
+        let started = self.line(
+            actor,
+            EventKind::Note,
+            Some(customer),
+            format!("{} starts", op.told()),
+        );
         let at = {
             let mut log = self.log();
-            log.calls.push(Call { actor: actor.to_owned(), op, started, returned: None, outcome: None });
+            log.calls.push(Call {
+                actor: actor.to_owned(),
+                op,
+                started,
+                returned: None,
+                outcome: None,
+            });
             log.calls.len() - 1
         };
         let outcome = match op {
             Op::Route(customer) => Outcome::Routed(cache.route(customer)),
-            Op::Offer(customer, version) => Outcome::Offered(cache.offer(offered(customer, version))),
+            Op::Offer(customer, version) => {
+                Outcome::Offered(cache.offer(offered(customer, version)))
+            }
             Op::Invalidate(customer) => {
                 cache.invalidate(customer);
                 Outcome::Invalidated
@@ -207,10 +253,21 @@ impl Book {
         let (kind, note) = match &outcome {
             Outcome::Routed(route) => (
                 EventKind::Deliver,
-                format!("{} returned version {} (queue {})", op.told(), route.version, route.queue),
+                format!(
+                    "{} returned version {} (queue {})",
+                    op.told(),
+                    route.version,
+                    route.queue
+                ),
             ),
-            Outcome::Offered(true) => (EventKind::Ack, format!("{} returned true: taken", op.told())),
-            Outcome::Offered(false) => (EventKind::Reject, format!("{} returned false: refused", op.told())),
+            Outcome::Offered(true) => (
+                EventKind::Ack,
+                format!("{} returned true: taken", op.told()),
+            ),
+            Outcome::Offered(false) => (
+                EventKind::Reject,
+                format!("{} returned false: refused", op.told()),
+            ),
             Outcome::Invalidated => (EventKind::Note, format!("{} returned", op.told())),
         };
         let returned = self.line(actor, kind, Some(customer), note);
@@ -222,7 +279,12 @@ impl Book {
 
     /// The calls that started and never returned, in words: "c1's route(7)".
     fn open_calls(&self) -> Vec<String> {
-        self.log().calls.iter().filter(|call| call.returned.is_none()).map(Call::told).collect()
+        self.log()
+            .calls
+            .iter()
+            .filter(|call| call.returned.is_none())
+            .map(Call::told)
+            .collect()
     }
 
     /// What went wrong in a failed schedule, in words, with its end drawn into `trace`.
@@ -231,7 +293,11 @@ impl Book {
             return text;
         }
         let open = self.open_calls();
-        let open_told = if open.is_empty() { "a call".to_owned() } else { open.join(" and ") };
+        let open_told = if open.is_empty() {
+            "a call".to_owned()
+        } else {
+            open.join(" and ")
+        };
         // The end of the story is drawn on the thread whose call never returned.
         let stopped = self
             .log()
@@ -240,7 +306,10 @@ impl Book {
             .find(|call| call.returned.is_none())
             .map_or_else(|| self.main.to_owned(), |call| call.actor.clone());
         if text.contains("it already holds") {
-            trace.event(stopped, EventKind::Stall).note("deadlock: it waits for a lock it holds").record();
+            trace
+                .event(stopped, EventKind::Stall)
+                .note("deadlock: it waits for a lock it holds")
+                .record();
             return format!(
                 "deadlock: {open_told} asked for the rules' lock while its own thread still held \
                  a guard of that same lock; a thread never gets the write lock while it holds a \
@@ -249,21 +318,30 @@ impl Book {
             );
         }
         if text.contains("deadlock") {
-            trace.event(stopped, EventKind::Stall).note("deadlock").record();
+            trace
+                .event(stopped, EventKind::Stall)
+                .note("deadlock")
+                .record();
             return format!(
                 "deadlock: every thread still running waits for another, and none can go on; \
                  the calls that never returned: {open_told} ({text})"
             );
         }
         if text.contains("max_steps") {
-            trace.event(stopped, EventKind::Stall).note("no progress").record();
+            trace
+                .event(stopped, EventKind::Stall)
+                .note("no progress")
+                .record();
             return format!(
                 "a schedule ran {} steps without finishing: some thread keeps trying something \
                  that can never succeed; the calls that never returned: {open_told} ({text})",
                 bughunt_kit::explore::STEPS_MAX
             );
         }
-        trace.event(stopped, EventKind::Crash).note(format!("{open_told} panicked")).record();
+        trace
+            .event(stopped, EventKind::Crash)
+            .note(format!("{open_told} panicked"))
+            .record();
         format!("{open_told} panicked: \"{text}\". A cache call must never panic, whatever another thread does to the map meanwhile")
     }
 }
@@ -297,8 +375,15 @@ fn search_schedules(
 
 /// "version 10 (loaded by c1)" or "version 15 (offered by c2)".
 fn origin(log: &Log, customer: u64, version: u64) -> Option<String> {
-    if let Some(load) = log.loads.iter().find(|load| load.customer == customer && load.version == version) {
-        return Some(format!("version {version}, loaded by {}", called(&load.actor)));
+    if let Some(load) = log
+        .loads
+        .iter()
+        .find(|load| load.customer == customer && load.version == version)
+    {
+        return Some(format!(
+            "version {version}, loaded by {}",
+            called(&load.actor)
+        ));
     }
     log.calls
         .iter()
@@ -320,11 +405,14 @@ fn check_history(book: &Book) {
             && origin(&log, customer, route.version).is_some();
         if !known {
             drop(log);
-            book.fail(Some(customer), format!(
-                "{} returned {route:?}, a rule for customer {customer} that the loader never \
+            book.fail(
+                Some(customer),
+                format!(
+                    "{} returned {route:?}, a rule for customer {customer} that the loader never \
                  produced and nobody offered",
-                call.told()
-            ));
+                    call.told()
+                ),
+            );
         }
     }
     drop(log);
@@ -350,37 +438,48 @@ fn check_history(book: &Book) {
             } else {
                 "a rule loaded after an invalidate must be cached, so that the next caller finds it"
             };
-            book.fail(Some(load.customer), format!(
-                "the loader ran for customer {} a {} time (by {}), after {}, and {since}: the \
+            book.fail(
+                Some(load.customer),
+                format!(
+                    "the loader ran for customer {} a {} time (by {}), after {}, and {since}: the \
                  routing service may be asked once per customer, plus once per invalidate ({why})",
-                load.customer,
-                nth_word(load.nth),
-                called(&load.actor),
-                before.join(", ")
-            ));
+                    load.customer,
+                    nth_word(load.nth),
+                    called(&load.actor),
+                    before.join(", ")
+                ),
+            );
         }
     }
     // A route that starts after an invalidate returned gets no rule loaded before it started.
     for call in &calls {
         let Some(route) = call.routed() else { continue };
         let customer = call.op.customer();
-        let Some(load) = loads.iter().find(|load| load.customer == customer && load.version == route.version) else {
+        let Some(load) = loads
+            .iter()
+            .find(|load| load.customer == customer && load.version == route.version)
+        else {
             continue;
         };
         let stale_by = calls.iter().find(|invalidate| {
             invalidate.op == Op::Invalidate(customer)
-                && invalidate.returned.is_some_and(|returned| returned < call.started)
+                && invalidate
+                    .returned
+                    .is_some_and(|returned| returned < call.started)
                 && load.at < invalidate.started
         });
         if let Some(invalidate) = stale_by {
-            book.fail(Some(customer), format!(
+            book.fail(
+                Some(customer),
+                format!(
                 "{} started after {} had returned, and returned version {}, loaded by {} before \
                  that invalidate started: a stale rule came back after it was invalidated",
                 call.told(),
                 invalidate.told(),
                 route.version,
                 called(&load.actor)
-            ));
+            ),
+            );
         }
     }
     // With offers and no invalidates, the newest rule wins and each offer says what it did.
@@ -399,22 +498,28 @@ fn check_history(book: &Book) {
         }
         // Versions certainly cached (or certainly there to be cached) by a point of the story.
         let there_by = |at: usize, except: usize| -> u64 {
-            let loaded = loads.iter().filter(|load| load.customer == customer && load.at < at).map(|load| load.version);
+            let loaded = loads
+                .iter()
+                .filter(|load| load.customer == customer && load.at < at)
+                .map(|load| load.version);
             let taken = calls.iter().enumerate().filter(|(index, call)| {
                 *index != except
                     && matches!(call.op, Op::Offer(c, _) if c == customer)
                     && call.outcome == Some(Outcome::Offered(true))
                     && call.returned.is_some_and(|returned| returned < at)
             });
-            loaded.chain(taken.map(|(_, call)| match call.op {
-                Op::Offer(_, version) => version,
-                _ => 0,
-            }))
-            .max()
-            .unwrap_or(0)
+            loaded
+                .chain(taken.map(|(_, call)| match call.op {
+                    Op::Offer(_, version) => version,
+                    _ => 0,
+                }))
+                .max()
+                .unwrap_or(0)
         };
         for (index, call) in calls.iter().enumerate() {
-            let Op::Offer(_, version) = call.op else { continue };
+            let Op::Offer(_, version) = call.op else {
+                continue;
+            };
             if call.op.customer() != customer {
                 continue;
             }
@@ -422,17 +527,24 @@ fn check_history(book: &Book) {
                 Some(Outcome::Offered(true)) => {
                     let newest = there_by(call.started, index);
                     if newest >= version {
-                        book.fail(Some(customer), format!(
-                            "{} returned true (taken), but version {newest} of customer \
-                             {customer} was cached before it started: an older rule was offered \
-                             and taken over a newer one",
-                            call.told()
-                        ));
+                        book.fail(
+                            Some(customer),
+                            format!(
+                                "{} returned true (taken), but version {newest} of customer \
+                             {customer} had been cached before it started, and with no invalidate \
+                             the cached version only goes up: a rule no newer than the cached \
+                             one was taken",
+                                call.told()
+                            ),
+                        );
                     }
                 }
                 Some(Outcome::Offered(false)) => {
                     let returned = call.returned.unwrap_or(usize::MAX);
-                    let loaded = loads.iter().filter(|load| load.customer == customer && load.at < returned).map(|load| load.version);
+                    let loaded = loads
+                        .iter()
+                        .filter(|load| load.customer == customer && load.at < returned)
+                        .map(|load| load.version);
                     let others = calls.iter().enumerate().filter(|(other, offer)| {
                         *other != index
                             && matches!(offer.op, Op::Offer(c, _) if c == customer)
@@ -451,11 +563,14 @@ fn check_history(book: &Book) {
                         } else {
                             format!("no rule newer than version {newest} was cached or offered")
                         };
-                        book.fail(Some(customer), format!(
+                        book.fail(
+                            Some(customer),
+                            format!(
                             "{} returned false (refused), but while it ran {what}: a rule newer \
                              than the cached one must be taken",
                             call.told()
-                        ));
+                        ),
+                        );
                     }
                 }
                 _ => {}
@@ -482,14 +597,24 @@ struct Workload {
 fn tell(workload: &Workload) -> String {
     let mut parts = Vec::new();
     if !workload.cached.is_empty() {
-        let cached: Vec<String> = workload.cached.iter().map(|c| format!("route({c})")).collect();
-        parts.push(format!("main first calls {} (so it is cached)", cached.join(", ")));
+        let cached: Vec<String> = workload
+            .cached
+            .iter()
+            .map(|c| format!("route({c})"))
+            .collect();
+        parts.push(format!(
+            "main first calls {} (so it is cached)",
+            cached.join(", ")
+        ));
     }
     for (t, ops) in workload.threads.iter().enumerate() {
         let calls: Vec<String> = ops.iter().map(|op| op.told()).collect();
         parts.push(format!("c{} calls {}", t + 1, calls.join(", then ")));
     }
-    format!("{}, all at once; then main calls route() for each customer", parts.join("; "))
+    format!(
+        "{}, all at once; then main calls route() for each customer",
+        parts.join("; ")
+    )
 }
 
 /// Runs one schedule of `workload`: main caches, the threads call at once, main routes every
@@ -520,10 +645,21 @@ fn run_workload(workload: &Workload, book: &Book) {
         if let Err(payload) = thread.join() {
             let text = panic_text(payload.as_ref());
             let open = book.open_calls().join(" and ");
-            book.fail(None, format!("c{} panicked in {open}: \"{text}\". A cache call must never panic", t + 1));
+            book.fail(
+                None,
+                format!(
+                    "c{} panicked in {open}: \"{text}\". A cache call must never panic",
+                    t + 1
+                ),
+            );
         }
     }
-    let mut customers: Vec<u64> = workload.threads.iter().flatten().map(|op| op.customer()).collect();
+    let mut customers: Vec<u64> = workload
+        .threads
+        .iter()
+        .flatten()
+        .map(|op| op.customer())
+        .collect();
     customers.extend(&workload.cached);
     customers.sort_unstable();
     customers.dedup();
@@ -535,7 +671,9 @@ fn run_workload(workload: &Workload, book: &Book) {
 
 const CUSTOMERS: &[u64] = &[7, 8];
 const OFFER_VERSIONS: &[u64] = &[5, 15, 25, 35];
-const SEARCH: Search = Search::Exhaustive { schedules_max: 3_000 };
+const SEARCH: Search = Search::Exhaustive {
+    schedules_max: 3_000,
+};
 
 /// Checks `workloads` under every schedule; `after` checks what a stage promises besides the
 /// history's invariants, once a schedule is done.
@@ -554,7 +692,10 @@ fn check_workloads(
             after(&run, book);
         })
     });
-    ctx.replay(format!("{cases} generated workloads from a fixed seed ({what}), each under {}", SEARCH.describe()));
+    ctx.replay(format!(
+        "{cases} generated workloads from a fixed seed ({what}), each under {}",
+        SEARCH.describe()
+    ));
 }
 
 /// One caller alone: each call against a model of the promises.
@@ -583,7 +724,10 @@ fn one_caller(ctx: &mut Ctx) {
             })
         },
     );
-    ctx.replay(format!("24 generated call sequences from a fixed seed, each under {}", search.describe()));
+    ctx.replay(format!(
+        "24 generated call sequences from a fixed seed, each under {}",
+        search.describe()
+    ));
 }
 
 fn one_caller_run(ops: &[Op], book: &Book) {
@@ -635,7 +779,10 @@ fn one_caller_run(ops: &[Op], book: &Book) {
             (Op::Offer(_, version), Outcome::Offered(taken)) => {
                 let want = had.is_none_or(|cached| *version > cached);
                 if loaded > 0 {
-                    book.fail(Some(customer), format!("{call} ran the loader: an offer brings its own rule"));
+                    book.fail(
+                        Some(customer),
+                        format!("{call} ran the loader: an offer brings its own rule"),
+                    );
                 }
                 if taken != want {
                     book.fail(Some(customer), format!(
@@ -648,7 +795,10 @@ fn one_caller_run(ops: &[Op], book: &Book) {
             }
             (Op::Invalidate(_), _) => {
                 if loaded > 0 {
-                    book.fail(Some(customer), format!("{call} ran the loader: invalidate only forgets"));
+                    book.fail(
+                        Some(customer),
+                        format!("{call} ran the loader: invalidate only forgets"),
+                    );
                 }
                 cached.remove(&customer);
             }
@@ -659,9 +809,19 @@ fn one_caller_run(ops: &[Op], book: &Book) {
 
 /// Two threads routing the same customers at once, some cached, some not.
 fn one_load_per_customer(ctx: &mut Ctx) {
-    let routes = proptest::collection::vec(proptest::sample::select(CUSTOMERS).prop_map(Op::Route), 1..=2);
-    let workloads = (proptest::collection::vec(proptest::sample::select(CUSTOMERS), 0..=1), routes.clone(), routes)
-        .prop_map(|(cached, c1, c2)| Workload { cached, threads: vec![c1, c2] });
+    let routes = proptest::collection::vec(
+        proptest::sample::select(CUSTOMERS).prop_map(Op::Route),
+        1..=2,
+    );
+    let workloads = (
+        proptest::collection::vec(proptest::sample::select(CUSTOMERS), 0..=1),
+        routes.clone(),
+        routes,
+    )
+        .prop_map(|(cached, c1, c2)| Workload {
+            cached,
+            threads: vec![c1, c2],
+        });
     check_workloads(
         ctx,
         "two callers that miss at once share one load",
@@ -674,20 +834,27 @@ fn one_load_per_customer(ctx: &mut Ctx) {
 
 /// A thread routing customers while another invalidates them.
 fn lookup_during_invalidate(ctx: &mut Ctx) {
-    let routes = proptest::collection::vec(proptest::sample::select(CUSTOMERS).prop_map(Op::Route), 1..=2);
-    let invalidator = (proptest::sample::select(CUSTOMERS), proptest::bool::ANY).prop_map(|(customer, again)| {
-        let mut ops = vec![Op::Invalidate(customer)];
-        if again {
-            ops.push(Op::Route(customer));
-        }
-        ops
-    });
+    let routes = proptest::collection::vec(
+        proptest::sample::select(CUSTOMERS).prop_map(Op::Route),
+        1..=2,
+    );
+    let invalidator =
+        (proptest::sample::select(CUSTOMERS), proptest::bool::ANY).prop_map(|(customer, again)| {
+            let mut ops = vec![Op::Invalidate(customer)];
+            if again {
+                ops.push(Op::Route(customer));
+            }
+            ops
+        });
     let workloads = (routes, invalidator).prop_map(|(c1, c2)| {
         // Every customer the threads touch is cached first.
         let mut cached: Vec<u64> = c1.iter().chain(&c2).map(|op| op.customer()).collect();
         cached.sort_unstable();
         cached.dedup();
-        Workload { cached, threads: vec![c1, c2] }
+        Workload {
+            cached,
+            threads: vec![c1, c2],
+        }
     });
     check_workloads(
         ctx,
@@ -701,9 +868,15 @@ fn lookup_during_invalidate(ctx: &mut Ctx) {
 
 /// Two threads offering rules for one customer at once.
 fn newest_offer_wins(ctx: &mut Ctx) {
-    let offers = proptest::collection::vec(proptest::sample::select(OFFER_VERSIONS).prop_map(|v| Op::Offer(7, v)), 1..=2);
-    let workloads = (proptest::bool::ANY, offers.clone(), offers)
-        .prop_map(|(cached, c1, c2)| Workload { cached: if cached { vec![7] } else { vec![] }, threads: vec![c1, c2] });
+    let offers = proptest::collection::vec(
+        proptest::sample::select(OFFER_VERSIONS).prop_map(|v| Op::Offer(7, v)),
+        1..=2,
+    );
+    let workloads =
+        (proptest::bool::ANY, offers.clone(), offers).prop_map(|(cached, c1, c2)| Workload {
+            cached: if cached { vec![7] } else { vec![] },
+            threads: vec![c1, c2],
+        });
     check_workloads(
         ctx,
         "the newest rule offered is the one that stays",
@@ -721,17 +894,32 @@ fn newest_left(workload: &Workload, book: &Book) {
         Op::Offer(7, version) => Some(*version),
         _ => None,
     });
-    let newest = log.loads.iter().filter(|load| load.customer == 7).map(|load| load.version).chain(newest_offer).max().unwrap_or(0);
-    let last = log.calls.iter().rev().find(|call| call.actor == "main" && call.op == Op::Route(7)).and_then(|call| call.routed().cloned());
+    let newest = log
+        .loads
+        .iter()
+        .filter(|load| load.customer == 7)
+        .map(|load| load.version)
+        .chain(newest_offer)
+        .max()
+        .unwrap_or(0);
+    let last = log
+        .calls
+        .iter()
+        .rev()
+        .find(|call| call.actor == "main" && call.op == Op::Route(7))
+        .and_then(|call| call.routed().cloned());
     let origin_newest = origin(&log, 7, newest).unwrap_or_default();
     drop(log);
     if let Some(route) = last {
         if route.version != newest {
-            book.fail(Some(7), format!(
+            book.fail(
+                Some(7),
+                format!(
                 "once every thread was done, main's route(7) returned version {}, but the newest \
                  rule for customer 7 was {origin_newest}: an older rule replaced a newer one",
                 route.version
-            ));
+            ),
+            );
         }
     }
 }
@@ -767,7 +955,8 @@ fn checks() {
             },
             Stage {
                 id: "lookup-during-invalidate",
-                title: "A lookup racing an invalidate never panics and never brings back a stale rule",
+                title:
+                    "A lookup racing an invalidate never panics and never brings back a stale rule",
                 mentor: "Close! Loads are shared. But a route() racing an invalidate() of the \
                          same customer broke a promise (the story below says which: a panic, an \
                          extra load, or a stale rule). Does your code look the customer up once \
@@ -777,7 +966,8 @@ fn checks() {
             },
             Stage {
                 id: "newest-offer-wins",
-                title: "Rules offered at once: the newest one stays, and each offer says what it did",
+                title:
+                    "Rules offered at once: the newest one stays, and each offer says what it did",
                 mentor: "Lookups are safe. But two threads offering rules for one customer at \
                          once broke a promise (the story below shows it): an older rule replaced \
                          a newer one, or an offer said the wrong thing. When your offer decides \

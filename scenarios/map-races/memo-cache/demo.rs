@@ -36,26 +36,38 @@ pub fn run(_plan: &FaultPlan) -> DemoRun {
             service_trace
                 .event("routing-service", EventKind::Process)
                 .msg(customer)
-                .note(format!("load {nth} of customer {customer}, for {caller}: version {version}"))
+                .note(format!(
+                    "load {nth} of customer {customer}, for {caller}: version {version}"
+                ))
                 .record();
-            Route { customer, queue: format!("orders-{customer}-v{version}"), version }
+            Route {
+                customer,
+                queue: format!("orders-{customer}-v{version}"),
+                version,
+            }
         }));
         let consumers: Vec<_> = CONSUMERS
             .iter()
             .map(|&name| {
                 let cache = cache.clone();
                 let trace: Trace = trace.clone();
-                thread::Builder::new().name(name.to_owned()).spawn(move || {
-                    trace.event(name, EventKind::Note).msg(CUSTOMER).note("route(7) begins").record();
-                    let route = cache.route(CUSTOMER);
-                    trace
-                        .event(name, EventKind::Deliver)
-                        .msg(CUSTOMER)
-                        .note(format!("route(7) returns version {}", route.version))
-                        .record();
-                    route.version
-                })
-                .expect("a consumer thread starts")
+                thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn(move || {
+                        trace
+                            .event(name, EventKind::Note)
+                            .msg(CUSTOMER)
+                            .note("route(7) begins")
+                            .record();
+                        let route = cache.route(CUSTOMER);
+                        trace
+                            .event(name, EventKind::Deliver)
+                            .msg(CUSTOMER)
+                            .note(format!("route(7) returns version {}", route.version))
+                            .record();
+                        route.version
+                    })
+                    .expect("a consumer thread starts")
             })
             .collect();
         let versions: Vec<u64> = consumers
