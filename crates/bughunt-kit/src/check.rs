@@ -77,6 +77,15 @@ thread_local! {
     static LAST_PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// Whether `file`, as a panic's location names it, is one of the kit's own source files (the
+/// kit is compiled in the same workspace as the checks, so `file!()` names its files the same
+/// way).
+fn in_the_kit(file: &str) -> bool {
+    std::path::Path::new(file!())
+        .parent()
+        .is_some_and(|src| std::path::Path::new(file).starts_with(src))
+}
+
 /// What a caught panic said: its message, or "" when it carried none.
 pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
@@ -152,8 +161,11 @@ fn run_stages_reporting_to(
     // a failing stage is reported below, once, in words.
     let previous_hook = panic::take_hook();
     panic::set_hook(Box::new(|info| {
+        // Where a check asserted, or where the learner's code panicked; the kit's own files
+        // (a property reporting what it found) tell the learner nothing.
         let location = info
             .location()
+            .filter(|l| !in_the_kit(l.file()))
             .map(|l| format!("{}:{}", l.file(), l.line()));
         LAST_PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
     }));
@@ -219,6 +231,21 @@ fn run_stages_reporting_to(
 
 #[cfg(test)]
 mod tests {
+    /// A panic in the kit's own files is no place to show a learner; one in the checks or
+    /// in the learner's code is.
+    #[test]
+    fn the_kits_own_files_are_no_location() {
+        assert!(super::in_the_kit(file!()));
+        assert!(super::in_the_kit(
+            &std::path::Path::new(file!())
+                .with_file_name("prop.rs")
+                .display()
+                .to_string()
+        ));
+        assert!(!super::in_the_kit("hunts/01-x/tests/checks.rs"));
+        assert!(!super::in_the_kit("hunts/01-x/src/lib.rs"));
+    }
+
     use super::*;
 
     fn pass(_: &mut Ctx) {}
