@@ -231,8 +231,7 @@ fn play(history: &History, trace: &Trace) -> Run {
         let (producer, mut input) = mpsc::channel::<u64>(INPUT_CAPACITY);
         let (stop, shutdown) = oneshot::channel::<()>();
         let slow = timeline.flood.is_some();
-        let (out, mut written) =
-            mpsc::channel::<Vec<u64>>(if slow { 1 } else { OUT_CAPACITY });
+        let (out, mut written) = mpsc::channel::<Vec<u64>>(if slow { 1 } else { OUT_CAPACITY });
         let sent = RefCell::new(Vec::new());
         let batches = RefCell::new(Vec::new());
         let end_at_ms = timeline.end_at_ms;
@@ -333,6 +332,9 @@ fn play(history: &History, trace: &Trace) -> Run {
                     () = signal => Outcome::Running,
                 }
             };
+            // Let the downstream take what the loop wrote last, without moving the clock,
+            // so the story tells the write before the return.
+            paused::settle().await;
             trace.set_time_ms(now_ms());
             match outcome {
                 Outcome::Returned(_) => trace.event("consumer", EventKind::Exit).record(),
@@ -419,6 +421,24 @@ impl Run {
 /// Promise: the loop returns within `SHUTDOWN_BOUND_MS` of the end.
 fn returns_in_time(run: &Run) -> Result<(), String> {
     let end = run.the_end();
+    // What it had read and not written when the harness gave up on it.
+    let accounted: BTreeSet<u64> = run
+        .batches
+        .iter()
+        .flat_map(|(_, batch)| batch.iter().copied())
+        .chain(run.unread.iter().copied())
+        .collect();
+    let held: Vec<String> = run
+        .sent
+        .iter()
+        .filter(|(_, id)| !accounted.contains(id))
+        .map(|(_, id)| format!("m{id}"))
+        .collect();
+    let holding = if held.is_empty() {
+        String::new()
+    } else {
+        format!(", holding {}, read and never written", held.join(", "))
+    };
     let flood = match run.flood {
         Some((flood_at, _)) => {
             let last = run.sent.last().map_or(flood_at, |(at_ms, _)| *at_ms);
@@ -447,14 +467,15 @@ fn returns_in_time(run: &Run) -> Result<(), String> {
             ))
         }
         Outcome::Running => Err(format!(
-            "{end}{flood}, and the loop was still running {WATCH_MS} ms later: it never \
-             returned; {}",
+            "{end}{flood}, and the loop was still running {WATCH_MS} ms later{holding}: it \
+             never returned; {}",
             run.describe_batches()
         )),
         Outcome::Spun(at_ms) => Err(format!(
-            "{end}, and at {at_ms} ms the loop had gone round {SPIN_POLLS} times over (it was \
-             polled {SPIN_POLLS} times, at 128 turns a poll) without the clock moving: it spins \
-             on a branch that is always ready instead of returning; {}",
+            "{end}, and the loop never returned: at {at_ms} ms it had been polled {SPIN_POLLS} \
+             times without the paused clock moving (a loop that waits for something is polled \
+             a few times at one instant), so it never waited: it spins on a branch that is \
+             always ready{holding}; {}",
             run.describe_batches()
         )),
     }
@@ -521,9 +542,21 @@ fn on_time(run: &Run) -> Result<(), String> {
             let sent_ms = sent_at[id];
             let waited = out_ms - sent_ms;
             if waited > FLUSH_EVERY_MS {
+                let quiet = if run
+                    .batches
+                    .iter()
+                    .all(|(at_ms, _)| *at_ms <= sent_ms || *at_ms >= *out_ms)
+                {
+                    format!(
+                        "; nothing at all was written between {sent_ms} and {out_ms} ms: the \
+                         flush timer never fired"
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(format!(
                     "m{id} was sent at {sent_ms} ms and written at {out_ms} ms, {waited} ms \
-                     later: no message may wait longer than {FLUSH_EVERY_MS} ms; {}",
+                     later: no message may wait longer than {FLUSH_EVERY_MS} ms{quiet}; {}",
                     run.describe_batches()
                 ));
             }

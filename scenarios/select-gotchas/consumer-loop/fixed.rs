@@ -244,7 +244,6 @@ pub async fn consume(
                 let _ = write(&out, &mut batch).await;
                 return;
             }
-        }
             //~ wrong: drain-before-stopping
             //~ _ = &mut shutdown => {
             //~     // Leave nothing behind: take what is still in the input first.
@@ -257,7 +256,6 @@ pub async fn consume(
             //~     let _ = write(&out, &mut batch).await;
             //~     return;
             //~ }
-            //~ }
             //~ wrong: some-pattern-with-else
             //~ _ = &mut shutdown => {
             //~     let _ = write(&out, &mut batch).await;
@@ -268,12 +266,10 @@ pub async fn consume(
             //~     let _ = write(&out, &mut batch).await;
             //~     return;
             //~ }
-            //~ }
             //~ wrong: shutdown-first-forgets-batch
-            //~ }
             //~ alt: biased-shutdown-first
-            //~ }
             //~ end
+        }
     }
 }
 
