@@ -50,7 +50,7 @@ const WRITE_MS: u64 = 5;
 /// How many full batches a flood brings: it lasts about `FLOOD_BATCHES * WRITE_MS`.
 const FLOOD_BATCHES: usize = 80;
 /// Polls at one instant of the paused clock past which the loop is spinning.
-const SPIN_POLLS: u32 = 5_000;
+const SPIN_POLLS: u32 = 1_000;
 /// The first message id: ids past 100, so none is a small number by luck.
 const FIRST_ID: u64 = 101;
 /// Histories per property.

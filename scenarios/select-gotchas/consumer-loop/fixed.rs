@@ -26,6 +26,8 @@ use tokio::time::{interval_at, Instant};
 //~ use tokio::time::Instant;
 //~ alt: deadline-per-batch
 //~ use tokio::time::Instant;
+//~ alt: interval-delay-recv-many
+//~ use tokio::time::{interval, MissedTickBehavior};
 //~ end
 
 /// The most messages in one batch.
@@ -60,12 +62,22 @@ pub async fn consume(
     //~ alt: deadline-per-batch
     //~ // No periodic timer: each batch gets a deadline when its first message arrives.
     //~ let mut deadline: Option<Instant> = None;
+    //~ alt: interval-delay-recv-many
+    //~ // A periodic timer made once. After a late tick (a slow write) the beat starts again
+    //~ // from then, instead of firing the missed ticks back to back.
+    //~ let mut flush = interval(flush_every);
+    //~ flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    //~ // An interval's first tick is immediate: take it here, not as a flush.
+    //~ flush.tick().await;
     //~ end
     loop {
         //~ region
         //~ wrong: yield-each-turn
         //~ // Let every other branch have its turn before the input gets the next one.
         //~ tokio::task::yield_now().await;
+        //~ alt: interval-delay-recv-many
+        //~ // Room left in the batch: never 0 here, as a full batch is written at once.
+        //~ let room = BATCH_MAX - batch.len();
         //~ end
         //~ site: biased-input-first
         // FIX: no `biased;`. select! starts at a random branch on every turn, so a flooded
@@ -198,6 +210,19 @@ pub async fn consume(
             //~         return;
             //~     }
             //~ },
+            //~ alt: interval-delay-recv-many
+            //~ // Every message already waiting, in one go, straight into the batch, up to a
+            //~ // full one. `recv_many` is cancel-safe: when another branch wins, nothing is lost.
+            //~ received = input.recv_many(&mut batch, room) => {
+            //~     if received == 0 {
+            //~         // 0 only once the input is closed and empty: nothing more will come.
+            //~         let _ = write(&out, &mut batch).await;
+            //~         return;
+            //~     }
+            //~     if batch.len() == BATCH_MAX && !write(&out, &mut batch).await {
+            //~         return;
+            //~     }
+            //~ }
             //~ end
             //~ site: timer-recreated-each-loop
             _ = flush.tick() => {
