@@ -470,7 +470,8 @@ fn waits_bounded(outcome: &Outcome) -> Result<(), String> {
                 return Err(format!(
                     "{made} (its insert takes {}); it returned at {} ms, past {} ms, the \
                      {ACQUIRE_TIMEOUT_MS} ms acquire timeout plus its insert: it waited {} ms \
-                     for a connection",
+                     for a connection, until one came back. A wait with no bound lasts as long \
+                     as the query holding the connection: a day, if that query hangs",
                     duration(call.plan.insert_ms),
                     call.ended_ms,
                     call.due_ms(),
