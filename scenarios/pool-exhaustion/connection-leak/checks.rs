@@ -14,6 +14,7 @@
 //! a channel of connections, polling against a deadline.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -227,8 +228,11 @@ fn play(history: &History, trace: &Trace) -> Outcome {
                         .to("handler")
                         .msg(id)
                         .note(match plan.give_up_ms {
-                            Some(ms) => format!("handle(m{id}); gives up after {ms} ms"),
-                            None => format!("handle(m{id})"),
+                            Some(ms) => format!(
+                                "handle(m{id}, amount {}); gives up after {ms} ms",
+                                plan.amount
+                            ),
+                            None => format!("handle(m{id}, amount {})", plan.amount),
                         })
                         .record();
                     let waits_ms = match plan.give_up_ms {
@@ -303,12 +307,24 @@ fn play(history: &History, trace: &Trace) -> Outcome {
     })
 }
 
-fn names(calls: &[&Call]) -> String {
-    let named: Vec<String> = calls
+/// Why each call that did not end the happy way ended, in a few words each.
+fn off_the_happy_path(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .calls
         .iter()
-        .map(|call| format!("m{} ({})", call.id, call.ended_how()))
-        .collect();
-    named.join(", ")
+        .filter_map(|call| {
+            let at = call.ended_ms;
+            let id = call.id;
+            match call.ended {
+                Ended::Rejected => Some(format!("m{id} was refused by the ledger at {at} ms")),
+                Ended::GivenUp => Some(format!(
+                    "m{id} was dropped by its consumer at {at} ms, mid-call"
+                )),
+                Ended::Stuck => Some(format!("m{id} was stuck and dropped at {at} ms")),
+                Ended::Ok | Ended::Busy => None,
+            }
+        })
+        .collect()
 }
 
 /// Promise 1: once every call is over, however it ended, every connection is back.
@@ -316,45 +332,31 @@ fn connections_back(outcome: &Outcome) -> Result<(), String> {
     if outcome.idle == POOL_SIZE {
         return Ok(());
     }
-    let refused: Vec<&Call> = outcome
-        .calls
-        .iter()
-        .filter(|call| call.ended == Ended::Rejected)
-        .collect();
-    let dropped: Vec<&Call> = outcome
-        .calls
-        .iter()
-        .filter(|call| matches!(call.ended, Ended::GivenUp | Ended::Stuck))
-        .collect();
-    let mut how = Vec::new();
-    if !refused.is_empty() {
-        how.push(format!("the ledger refused {}", names(&refused)));
-    }
-    if !dropped.is_empty() {
-        how.push(format!("calls dropped halfway: {}", names(&dropped)));
-    }
+    let missing = POOL_SIZE.saturating_sub(outcome.idle);
+    let how = off_the_happy_path(outcome);
     let how = if how.is_empty() {
         String::new()
     } else {
         format!(" ({})", how.join("; "))
     };
     Err(format!(
-        "every call had ended by {} ms{how}, yet the pool had {} idle connection(s) of \
-         {POOL_SIZE}: {} connection(s) never came back, and every later acquire waits for them \
-         in vain",
-        outcome.all_ended_ms,
-        outcome.idle,
-        POOL_SIZE.saturating_sub(outcome.idle)
+        "every call had ended by {} ms, yet the pool had only {} of its {POOL_SIZE} connections \
+         idle: {missing} never came back{how}, and every later acquire waits for it in vain",
+        outcome.all_ended_ms, outcome.idle
     ))
 }
 
-/// How many calls were in progress at `at_ms` (both ends counted).
+/// How many calls were in progress at `at_ms`: both ends counted, so a call that ends at the
+/// very instant another starts counts as in progress; but one consumer makes one call at a
+/// time, so its call that ends and its next that starts at that instant count once.
 fn in_progress(outcome: &Outcome, at_ms: u64) -> usize {
-    outcome
+    let consumers: BTreeSet<usize> = outcome
         .calls
         .iter()
         .filter(|call| call.started_ms <= at_ms && at_ms <= call.ended_ms)
-        .count()
+        .map(|call| call.consumer)
+        .collect();
+    consumers.len()
 }
 
 /// The most calls in progress at once while `call` was.

@@ -254,6 +254,9 @@ impl Pool {
     //~ end
 }
 
+//~ site: connection-not-returned
+// FIX: the guard. Whatever ends the caller's scope (a return, a `?`, a panic, its future
+// dropped at an `.await`), `drop` runs and the connection goes back.
 /// A connection taken from the pool; dropping it gives it back.
 pub struct Pooled<'a> {
     pool: &'a Pool,
@@ -274,16 +277,13 @@ impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             lock(&self.pool.idle).push(conn);
-            //~ region
             self.pool.free.add_permits(1);
-            //~ alt: notify-pool
-            //~ self.pool.given_back.notify_one();
-            //~ end
         }
     }
 }
-
-//~ region
+//~ broken:
+//~ wrong: release-on-every-path
+//~ wrong: drop-on-error
 //~ alt: guard-in-the-handler
 //~ /// Gives the connection back to the pool when dropped, however the handler's scope ends.
 //~ struct Returning<'a> {
@@ -301,6 +301,31 @@ impl Drop for Pooled<'_> {
 //~     fn drop(&mut self) {
 //~         if let Some(conn) = self.conn.take() {
 //~             self.pool.release(conn);
+//~         }
+//~     }
+//~ }
+//~ alt: notify-pool
+//~ /// A connection taken from the pool; dropping it gives it back.
+//~ pub struct Pooled<'a> {
+//~     pool: &'a Pool,
+//~     conn: Option<Conn>,
+//~ }
+//~
+//~ impl std::ops::Deref for Pooled<'_> {
+//~     type Target = Conn;
+//~
+//~     fn deref(&self) -> &Conn {
+//~         self.conn
+//~             .as_ref()
+//~             .expect("a Pooled holds its connection until dropped")
+//~     }
+//~ }
+//~
+//~ impl Drop for Pooled<'_> {
+//~     fn drop(&mut self) {
+//~         if let Some(conn) = self.conn.take() {
+//~             lock(&self.pool.idle).push(conn);
+//~             self.pool.given_back.notify_one();
 //~         }
 //~     }
 //~ }
