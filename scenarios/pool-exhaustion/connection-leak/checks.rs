@@ -127,14 +127,14 @@ fn call_plan() -> impl Strategy<Value = CallPlan> {
         4 => Just(None),
         1 => (1u64..ACQUIRE_TIMEOUT_MS * 2).prop_map(|half| Some(half * 2)),
     ];
-    (after_ms, insert_ms, amount, give_up_ms).prop_map(|(after_ms, insert_ms, amount, give_up_ms)| {
-        CallPlan {
+    (after_ms, insert_ms, amount, give_up_ms).prop_map(
+        |(after_ms, insert_ms, amount, give_up_ms)| CallPlan {
             after_ms,
             insert_ms,
             amount,
             give_up_ms,
-        }
-    })
+        },
+    )
 }
 
 fn histories() -> impl Strategy<Value = History> {
@@ -265,7 +265,12 @@ fn play(history: &History, trace: &Trace) -> Outcome {
                     } else {
                         "handler".to_owned()
                     };
-                    trace.event(actor, kind).to(me.clone()).msg(id).note(note).record();
+                    trace
+                        .event(actor, kind)
+                        .to(me.clone())
+                        .msg(id)
+                        .note(note)
+                        .record();
                     record.borrow_mut().push(Call {
                         id,
                         consumer,
@@ -385,11 +390,17 @@ fn answers_true(outcome: &Outcome) -> Result<(), String> {
             Ended::Busy => {
                 let most = most_in_progress(outcome, call);
                 if most <= POOL_SIZE {
+                    let written = if call.insert_started {
+                        "; and its entry had already gone to the ledger, so handled again it is \
+                         written twice"
+                    } else {
+                        ""
+                    };
                     return Err(format!(
                         "{made}; it returned Busy at {} ms, yet at most {most} call(s) were in \
                          progress at any moment of it, this one included, and the pool has \
                          {POOL_SIZE} connections: one connection each, so one was always free \
-                         for it",
+                         for it{written}",
                         call.ended_ms
                     ));
                 }

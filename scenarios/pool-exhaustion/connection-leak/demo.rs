@@ -29,7 +29,11 @@ fn messages() -> Vec<(u64, i64, u64)> {
     (0..MESSAGE_COUNT)
         .map(|n| {
             let refused = (n + 1) % REFUSED_EVERY == 0;
-            let amount = if refused { -25 } else { 10 + (n as i64 * 7) % 90 };
+            let amount = if refused {
+                -25
+            } else {
+                10 + (n as i64 * 7) % 90
+            };
             (FIRST_ID + n, amount, 20 + (n * 37) % 41)
         })
         .collect()
@@ -125,7 +129,10 @@ async fn consume(
                     .event(me.clone(), EventKind::Send)
                     .to("handler")
                     .msg(message.id)
-                    .note(format!("handle(m{}, amount {})", message.id, message.amount))
+                    .note(format!(
+                        "handle(m{}, amount {})",
+                        message.id, message.amount
+                    ))
                     .record();
                 let answer = handler.handle(&message).await;
                 trace.set_time_ms(now_ms());
