@@ -337,6 +337,15 @@ fn connections_back(outcome: &Outcome) -> Result<(), String> {
     if outcome.idle == POOL_SIZE {
         return Ok(());
     }
+    if outcome.idle > POOL_SIZE {
+        return Err(format!(
+            "every call had ended by {} ms, and the pool had {} idle connections: more than \
+             the {POOL_SIZE} (POOL_SIZE) the database allows. A pool that opens more than its \
+             size only moves the limit: the database refuses the extra connection, and \
+             whatever needed it is still there",
+            outcome.all_ended_ms, outcome.idle
+        ));
+    }
     let missing = POOL_SIZE.saturating_sub(outcome.idle);
     let how = off_the_happy_path(outcome);
     let how = if how.is_empty() {
@@ -526,7 +535,9 @@ fn checks() {
                          its consumer gives up and drops the call at an `.await`. Which line \
                          gives its connection back then? Code after a `?`, an early `return` or \
                          an `.await` the future is dropped at never runs; dropping a connection \
-                         does not return it either. What runs however a scope ends?",
+                         does not return it either. What runs however a scope ends? (And the \
+                         pool holds exactly `POOL_SIZE` connections, the most the database \
+                         allows.)",
                 run: |ctx| property(ctx, 1),
             },
             Stage {

@@ -116,13 +116,22 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(db: &Database) -> Pool {
-        let idle = (0..POOL_SIZE).map(|_| Conn { db: db.clone() }).collect();
         //~ region
+        let idle = (0..POOL_SIZE).map(|_| Conn { db: db.clone() }).collect();
         Pool {
             idle: Mutex::new(idle),
             free: Semaphore::new(POOL_SIZE),
         }
+        //~ wrong: bigger-pool
+        //~ // HikariCP's sizing rule: threads × (connections per task − 1) + 1, one more
+        //~ // connection than there are calls, so one call can always finish.
+        //~ let idle = (0..POOL_SIZE + 1).map(|_| Conn { db: db.clone() }).collect();
+        //~ Pool {
+        //~     idle: Mutex::new(idle),
+        //~     free: Semaphore::new(POOL_SIZE + 1),
+        //~ }
         //~ alt: notify-pool
+        //~ let idle = (0..POOL_SIZE).map(|_| Conn { db: db.clone() }).collect();
         //~ Pool {
         //~     idle: Mutex::new(idle),
         //~     given_back: Notify::new(),
@@ -394,6 +403,8 @@ impl Handler {
         conn.audit(message).await;
         //~ broken:
         //~ self.audit(message).await?;
+        //~ wrong: bigger-pool
+        //~ self.audit(message).await?;
         //~ wrong: audit-after-release
         //~ // Give the first connection back before taking the second: never hold two.
         //~ drop(conn);
@@ -427,6 +438,13 @@ impl Handler {
 
     //~ site: nested-acquire
     //~ broken:
+    //~ /// Writes the audit entry on a connection of its own.
+    //~ async fn audit(&self, message: &Message) -> Result<(), HandleError> {
+    //~     let conn = self.pool.acquire().await?;
+    //~     conn.audit(message).await;
+    //~     Ok(())
+    //~ }
+    //~ wrong: bigger-pool
     //~ /// Writes the audit entry on a connection of its own.
     //~ async fn audit(&self, message: &Message) -> Result<(), HandleError> {
     //~     let conn = self.pool.acquire().await?;
