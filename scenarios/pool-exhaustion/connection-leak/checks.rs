@@ -169,17 +169,6 @@ struct Call {
 }
 
 impl Call {
-    fn ended_how(&self) -> String {
-        let at = self.ended_ms;
-        match self.ended {
-            Ended::Ok => format!("returned Ok at {at} ms"),
-            Ended::Busy => format!("returned Busy at {at} ms"),
-            Ended::Rejected => format!("returned Rejected at {at} ms"),
-            Ended::GivenUp => format!("was given up by its consumer at {at} ms"),
-            Ended::Stuck => format!("had not returned by {at} ms"),
-        }
-    }
-
     /// When it is due back at the latest: its wait for a connection, then its own insert.
     fn due_ms(&self) -> u64 {
         self.started_ms + ACQUIRE_TIMEOUT_MS + self.plan.insert_ms

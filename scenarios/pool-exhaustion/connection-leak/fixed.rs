@@ -23,8 +23,19 @@
 //! holds one connection while it asks the same pool for a second (HikariCP's "About Pool
 //! Sizing": a pool smaller than `threads × (connections per task − 1) + 1` can deadlock).
 
+//~ site: connection-not-returned
+use std::ops::Deref;
+//~ broken:
+//~ wrong: release-on-every-path
+//~ wrong: drop-on-error
+//~ alt: guard-in-the-handler
+//~ end
 use std::sync::{Mutex, MutexGuard};
+//~ site: acquire-without-timeout
 use std::time::Duration;
+//~ broken:
+//~ wrong: fail-fast
+//~ end
 
 use bughunt_kit::sink::Sink;
 //~ region
@@ -32,7 +43,12 @@ use tokio::sync::Semaphore;
 //~ alt: notify-pool
 //~ use tokio::sync::Notify;
 //~ end
+//~ site: acquire-without-timeout
 use tokio::time::timeout;
+//~ broken:
+//~ wrong: fail-fast
+//~ alt: poll-until-deadline
+//~ end
 
 /// How many connections the pool holds (the database allows no more).
 pub const POOL_SIZE: usize = 2;
@@ -272,7 +288,7 @@ pub struct Pooled<'a> {
     conn: Option<Conn>,
 }
 
-impl std::ops::Deref for Pooled<'_> {
+impl Deref for Pooled<'_> {
     type Target = Conn;
 
     fn deref(&self) -> &Conn {
@@ -320,7 +336,7 @@ impl Drop for Pooled<'_> {
 //~     conn: Option<Conn>,
 //~ }
 //~
-//~ impl std::ops::Deref for Pooled<'_> {
+//~ impl Deref for Pooled<'_> {
 //~     type Target = Conn;
 //~
 //~     fn deref(&self) -> &Conn {
