@@ -141,7 +141,9 @@ impl Pool {
         //~ wrong: bigger-pool
         //~ // HikariCP's sizing rule: threads × (connections per task − 1) + 1, one more
         //~ // connection than there are calls, so one call can always finish.
-        //~ let idle = (0..POOL_SIZE + 1).map(|_| Conn { db: db.clone() }).collect();
+        //~ let idle = (0..POOL_SIZE + 1)
+        //~     .map(|_| Conn { db: db.clone() })
+        //~     .collect();
         //~ Pool {
         //~     idle: Mutex::new(idle),
         //~     free: Semaphore::new(POOL_SIZE + 1),
@@ -178,11 +180,14 @@ impl Pool {
         // FIX: the wait has a bound. A pool that is dry because a query hangs, or because
         // connections leaked, answers `Busy` after the timeout, and the message goes back on
         // the queue, instead of every handler piling up behind it for ever.
-        timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS), self.free.acquire())
-            .await
-            .map_err(|_| Busy)?
-            .expect("the pool never closes its semaphore")
-            .forget();
+        timeout(
+            Duration::from_millis(ACQUIRE_TIMEOUT_MS),
+            self.free.acquire(),
+        )
+        .await
+        .map_err(|_| Busy)?
+        .expect("the pool never closes its semaphore")
+        .forget();
         //~ broken:
         //~ self.free
         //~     .acquire()
@@ -192,10 +197,15 @@ impl Pool {
         //~ wrong: retry-after-timeout
         //~ // Busy loses the message's place in line: try again until a connection comes.
         //~ loop {
-        //~     if let Ok(permit) =
-        //~         timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS), self.free.acquire()).await
+        //~     if let Ok(permit) = timeout(
+        //~         Duration::from_millis(ACQUIRE_TIMEOUT_MS),
+        //~         self.free.acquire(),
+        //~     )
+        //~     .await
         //~     {
-        //~         permit.expect("the pool never closes its semaphore").forget();
+        //~         permit
+        //~             .expect("the pool never closes its semaphore")
+        //~             .forget();
         //~         break;
         //~     }
         //~ }
@@ -250,27 +260,30 @@ impl Pool {
         //~ Ok(conn)
         //~ end
     }
-
     //~ site: connection-not-returned
     //~ broken:
+    //~
     //~ /// Gives a connection back to the pool.
     //~ pub fn release(&self, conn: Conn) {
     //~     lock(&self.idle).push(conn);
     //~     self.free.add_permits(1);
     //~ }
     //~ wrong: release-on-every-path
+    //~
     //~ /// Gives a connection back to the pool.
     //~ pub fn release(&self, conn: Conn) {
     //~     lock(&self.idle).push(conn);
     //~     self.free.add_permits(1);
     //~ }
     //~ wrong: drop-on-error
+    //~
     //~ /// Gives a connection back to the pool.
     //~ pub fn release(&self, conn: Conn) {
     //~     lock(&self.idle).push(conn);
     //~     self.free.add_permits(1);
     //~ }
     //~ alt: guard-in-the-handler
+    //~
     //~ /// Gives a connection back to the pool.
     //~ pub fn release(&self, conn: Conn) {
     //~     lock(&self.idle).push(conn);
@@ -306,6 +319,7 @@ impl Drop for Pooled<'_> {
         }
     }
 }
+
 //~ broken:
 //~ wrong: release-on-every-path
 //~ wrong: drop-on-error
@@ -329,6 +343,7 @@ impl Drop for Pooled<'_> {
 //~         }
 //~     }
 //~ }
+//~
 //~ alt: notify-pool
 //~ /// A connection taken from the pool; dropping it gives it back.
 //~ pub struct Pooled<'a> {
@@ -354,8 +369,8 @@ impl Drop for Pooled<'_> {
 //~         }
 //~     }
 //~ }
+//~
 //~ end
-
 /// Handles messages: one ledger entry and one audit entry each.
 pub struct Handler {
     pool: Pool,
@@ -451,9 +466,9 @@ impl Handler {
         //~ whole.map_err(|_| HandleError::Busy)?
         //~ end
     }
-
     //~ site: nested-acquire
     //~ broken:
+    //~
     //~ /// Writes the audit entry on a connection of its own.
     //~ async fn audit(&self, message: &Message) -> Result<(), HandleError> {
     //~     let conn = self.pool.acquire().await?;
@@ -461,6 +476,7 @@ impl Handler {
     //~     Ok(())
     //~ }
     //~ wrong: bigger-pool
+    //~
     //~ /// Writes the audit entry on a connection of its own.
     //~ async fn audit(&self, message: &Message) -> Result<(), HandleError> {
     //~     let conn = self.pool.acquire().await?;
@@ -468,6 +484,7 @@ impl Handler {
     //~     Ok(())
     //~ }
     //~ wrong: audit-after-release
+    //~
     //~ /// Writes the audit entry on a connection of its own.
     //~ async fn audit(&self, message: &Message) -> Result<(), HandleError> {
     //~     let conn = self.pool.acquire().await?;
@@ -476,10 +493,10 @@ impl Handler {
     //~ }
     //~ end
 }
-
 //~ site: nested-acquire
 //~ broken:
 //~ wrong: audit-if-one-is-idle
+//~
 //~ impl Pool {
 //~     /// An idle connection, if there is one right now.
 //~     fn try_acquire(&self) -> Option<Pooled<'_>> {
@@ -494,5 +511,7 @@ impl Handler {
 //~ end
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
