@@ -37,7 +37,7 @@ const DAY_MS: u64 = 86_400_001;
 /// The first message id: ids past 100, so none is a small number by luck.
 const FIRST_ID: u64 = 101;
 /// Histories per property (a history costs well under a millisecond).
-const CASES: u32 = 96;
+const CASES: u32 = 512;
 /// At most this many consumers (the harness joins a fixed number of lanes).
 const MAX_CONSUMERS: usize = 6;
 
