@@ -15,7 +15,7 @@
 use bughunt_kit::check::{run_stages, Ctx, Stage};
 use bughunt_kit::explore::Search;
 use bughunt_kit::prop;
-use bughunt_kit::prop::proptest::{self, prelude::*};
+use bughunt_kit::prop::proptest::prelude::*;
 use bughunt_kit::story::{self, Story, Voice};
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
