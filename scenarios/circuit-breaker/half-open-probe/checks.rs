@@ -266,13 +266,17 @@ impl<'t> Run<'t> {
         at_ms.saturating_add(self.timeout_ms)
     }
 
-    fn fail(&self, call: u64, detail: String) -> String {
+    fn fail(&self, detail: String) -> String {
         self.trace
-            .event("verdict", EventKind::Lost)
-            .msg(call)
+            .event("verdict", EventKind::Note)
             .note(detail.clone())
             .record();
-        format!("{detail}. What the breaker saw: {}", self.story())
+        format!("{detail}. What the breaker saw: {}.", self.story())
+    }
+
+    /// Draws one event of the run: who, to whom, what (calls are numbered in the note).
+    fn draw(&self, from: &str, to: &str, note: String) {
+        self.trace.event(from, EventKind::Note).to(to).note(note).record();
     }
 
     /// `who` asks the breaker; the model says whether the call must go through.
@@ -288,40 +292,21 @@ impl<'t> Run<'t> {
         let passed = self.breaker.try_acquire();
         if passed != must_pass {
             let detail = if passed {
-                self.trace
-                    .event(name, EventKind::Send)
-                    .to("payments")
-                    .msg(call)
-                    .note("let through")
-                    .record();
+                self.draw(name, "payments", format!("call {call} let through"));
                 self.wrongly_let_through(name, now_ms)
             } else {
-                self.trace
-                    .event("breaker", EventKind::Reject)
-                    .to(name)
-                    .msg(call)
-                    .note("refused")
-                    .record();
+                self.draw("breaker", name, format!("call {call} refused"));
                 self.wrongly_refused(name, now_ms)
             };
-            return Err(self.fail(call, detail));
+            return Err(self.fail(detail));
         }
         if !passed {
-            self.trace
-                .event("breaker", EventKind::Reject)
-                .to(name)
-                .note("refused")
-                .record();
+            self.draw("breaker", name, "refused".to_owned());
             self.log(format!("{name} was refused"));
             return Ok(None);
         }
         self.next_call += 1;
-        self.trace
-            .event(name, EventKind::Send)
-            .to("payments")
-            .msg(call)
-            .note("let through")
-            .record();
+        self.draw(name, "payments", format!("call {call} let through"));
         if let Model::Open { .. } = self.model {
             self.model = Model::HalfOpen {
                 probe: call,
@@ -382,8 +367,8 @@ impl<'t> Run<'t> {
                 };
                 format!(
                     "at {now_ms} ms the breaker refused {name}'s call, but it opened at {at_ms} ms \
-                     ({why}) and its open timeout of {} ms ended at {end_ms} ms, {when}: from that instant on, the next \
-                     call goes through as the probe",
+                     ({why}) and its open timeout of {} ms ended at {end_ms} ms, {when}: from \
+                     that instant on, the next call goes through as the probe",
                     self.timeout_ms
                 )
             }
@@ -400,20 +385,10 @@ impl<'t> Run<'t> {
         let call = out.id;
         if ok {
             self.breaker.on_success();
-            self.trace
-                .event("payments", EventKind::Ack)
-                .to(name)
-                .msg(call)
-                .note("answered")
-                .record();
+            self.draw("payments", name, format!("call {call} answered"));
         } else {
             self.breaker.on_failure();
-            self.trace
-                .event("payments", EventKind::Note)
-                .to(name)
-                .msg(call)
-                .note("failed")
-                .record();
+            self.draw("payments", name, format!("call {call} failed"));
         }
         let now_ms = self.now_ms();
         let what = if ok { "answered" } else { "failed" };
@@ -577,13 +552,13 @@ fn checks() {
             Stage {
                 id: "open-for-exactly-the-timeout",
                 title: "Open for exactly the open timeout, counted from the instant it opened",
-                mentor: "Better! It opens when it should. Now the open state: every call is \
+                mentor: "Your breaker opens when it should. Now the open state: every call is \
                          refused from the instant the breaker opened until exactly \
                          open_timeout_ms later, and from that instant the next call goes \
                          through as the probe. A failed probe opens it again for a full timeout \
                          from that failure; a successful one closes it with a count of zero. \
-                         From which instant does your breaker count its timeout, and what does \
-                         the probe's answer do to it?",
+                         From which instant does your breaker count its timeout, does a probe \
+                         get through when it ends, and what does the probe's answer do?",
                 run: open_for_exactly_the_timeout,
             },
             Stage {
