@@ -36,14 +36,26 @@ const STORY_MAX: usize = 12;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     /// A consumer asks the breaker; if let through, it calls and the call answers at once.
-    Call { consumer: usize, ok: bool },
+    Call {
+        consumer: usize,
+        ok: bool,
+    },
     /// A consumer asks the breaker; if let through, the call stays out until its answer.
-    Begin { consumer: usize },
+    Begin {
+        consumer: usize,
+    },
     /// A call the consumer has out answers (the probe, if it holds it; else its oldest).
-    Answer { consumer: usize, ok: bool },
-    Wait { ms: u64 },
+    Answer {
+        consumer: usize,
+        ok: bool,
+    },
+    Wait {
+        ms: u64,
+    },
     /// The clock moves to the end of the open timeout, plus `offset_ms` (-1, 0, +1).
-    ToTimeoutEnd { offset_ms: i8 },
+    ToTimeoutEnd {
+        offset_ms: i8,
+    },
 }
 
 impl fmt::Display for Op {
@@ -52,7 +64,10 @@ impl fmt::Display for Op {
             Op::Call { consumer, ok: true } => {
                 write!(f, "{} calls, and the service answers", CONSUMERS[consumer])
             }
-            Op::Call { consumer, ok: false } => {
+            Op::Call {
+                consumer,
+                ok: false,
+            } => {
                 write!(f, "{} calls, and the call fails", CONSUMERS[consumer])
             }
             Op::Begin { consumer } => {
@@ -61,7 +76,10 @@ impl fmt::Display for Op {
             Op::Answer { consumer, ok: true } => {
                 write!(f, "{}'s call out answers", CONSUMERS[consumer])
             }
-            Op::Answer { consumer, ok: false } => {
+            Op::Answer {
+                consumer,
+                ok: false,
+            } => {
                 write!(f, "{}'s call out fails", CONSUMERS[consumer])
             }
             Op::Wait { ms } => write!(f, "wait {ms} ms"),
@@ -177,18 +195,9 @@ fn histories(shape: Shape) -> impl Strategy<Value = History> {
 /// What the breaker must be, by its promise.
 #[derive(Clone, Debug)]
 enum Model {
-    Closed {
-        failures_in_a_row: u32,
-    },
-    Open {
-        at_ms: u64,
-        why: String,
-    },
-    HalfOpen {
-        probe: u64,
-        by: usize,
-        at_ms: u64,
-    },
+    Closed { failures_in_a_row: u32 },
+    Open { at_ms: u64, why: String },
+    HalfOpen { probe: u64, by: usize, at_ms: u64 },
 }
 
 /// A call let through and not yet answered.
@@ -276,7 +285,11 @@ impl<'t> Run<'t> {
 
     /// Draws one event of the run: who, to whom, what (calls are numbered in the note).
     fn draw(&self, from: &str, to: &str, note: String) {
-        self.trace.event(from, EventKind::Note).to(to).note(note).record();
+        self.trace
+            .event(from, EventKind::Note)
+            .to(to)
+            .note(note)
+            .record();
     }
 
     /// `who` asks the breaker; the model says whether the call must go through.
@@ -319,7 +332,10 @@ impl<'t> Run<'t> {
         } else {
             self.log(format!("{name}'s call {call} went through"));
         }
-        self.out[who].push(Out { id: call, at_ms: now_ms });
+        self.out[who].push(Out {
+            id: call,
+            at_ms: now_ms,
+        });
         Ok(Some(call))
     }
 
@@ -505,9 +521,14 @@ impl<'t> Run<'t> {
 }
 
 fn holds(ctx: &mut Ctx, name: &str, shape: Shape) {
-    prop::for_all(ctx, name, CASES, histories(shape), tell, |history, trace| {
-        Run::new(trace, history.threshold, history.timeout_ms).apply(history)
-    });
+    prop::for_all(
+        ctx,
+        name,
+        CASES,
+        histories(shape),
+        tell,
+        |history, trace| Run::new(trace, history.threshold, history.timeout_ms).apply(history),
+    );
 }
 
 fn opens_after_consecutive_failures(ctx: &mut Ctx) {
