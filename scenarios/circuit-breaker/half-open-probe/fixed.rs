@@ -71,6 +71,12 @@ pub struct Breaker {
     consecutive_failures: u32,
     /// The instant the breaker last opened: its open timeout counts from here.
     opened_at_ms: u64,
+    //~ alt: probe-flag
+    //~ state: State,
+    //~ consecutive_failures: u32,
+    //~ opened_at_ms: u64,
+    //~ /// Half-open only: the probe has gone out and not answered yet.
+    //~ probe_out: bool,
     //~ alt: deadline-and-flag
     //~ failures_in_a_row: u32,
     //~ /// Set while open: calls are refused until this instant.
@@ -100,6 +106,11 @@ impl Breaker {
             state: State::Closed,
             consecutive_failures: 0,
             opened_at_ms: 0,
+            //~ alt: probe-flag
+            //~ state: State::Closed,
+            //~ consecutive_failures: 0,
+            //~ opened_at_ms: 0,
+            //~ probe_out: false,
             //~ alt: deadline-and-flag
             //~ failures_in_a_row: 0,
             //~ open_until_ms: None,
@@ -165,6 +176,23 @@ impl Breaker {
         //~         true
         //~     }
         //~     State::HalfOpen => false,
+        //~ }
+        //~ alt: probe-flag
+        //~ if self.state == State::Open
+        //~     && now_ms >= self.opened_at_ms.saturating_add(self.open_timeout_ms)
+        //~ {
+        //~     // The open timeout is over: half-open, no probe out yet.
+        //~     self.state = State::HalfOpen;
+        //~     self.probe_out = false;
+        //~ }
+        //~ match self.state {
+        //~     State::Closed => true,
+        //~     State::Open => false,
+        //~     State::HalfOpen if self.probe_out => false,
+        //~     State::HalfOpen => {
+        //~         self.probe_out = true;
+        //~         true
+        //~     }
         //~ }
         //~ alt: deadline-and-flag
         //~ if self.probing {
@@ -244,6 +272,16 @@ impl Breaker {
         //~ // Any success means the service answers again: closed, with a clean count.
         //~ self.state = State::Closed;
         //~ self.consecutive_failures = 0;
+        //~ alt: probe-flag
+        //~ match self.state {
+        //~     State::Closed => self.consecutive_failures = 0,
+        //~     State::HalfOpen => {
+        //~         self.state = State::Closed;
+        //~         self.consecutive_failures = 0;
+        //~         self.probe_out = false;
+        //~     }
+        //~     State::Open => {}
+        //~ }
         //~ alt: deadline-and-flag
         //~ if self.probing {
         //~     self.probing = false;
@@ -353,6 +391,22 @@ impl Breaker {
         //~ if self.state == State::HalfOpen || self.consecutive_failures >= self.failure_threshold {
         //~     self.state = State::Open;
         //~     self.opened_at_ms = now_ms;
+        //~ }
+        //~ alt: probe-flag
+        //~ match self.state {
+        //~     State::Closed => {
+        //~         self.consecutive_failures += 1;
+        //~         if self.consecutive_failures >= self.failure_threshold {
+        //~             self.state = State::Open;
+        //~             self.opened_at_ms = now_ms;
+        //~         }
+        //~     }
+        //~     State::HalfOpen => {
+        //~         self.state = State::Open;
+        //~         self.opened_at_ms = now_ms;
+        //~         self.probe_out = false;
+        //~     }
+        //~     State::Open => {}
         //~ }
         //~ alt: deadline-and-flag
         //~ let reopen_ms = now_ms.saturating_add(self.open_timeout_ms);
