@@ -283,12 +283,14 @@ impl<'t> Run<'t> {
         format!("{detail}. What the breaker saw: {}.", self.story())
     }
 
-    /// Draws one event of the run: who, to whom, what (calls are numbered in the note).
+    /// Draws one event of the run: who, to whom, what and when (calls are numbered in the
+    /// note).
     fn draw(&self, from: &str, to: &str, note: String) {
+        let now_ms = self.now_ms();
         self.trace
             .event(from, EventKind::Note)
             .to(to)
-            .note(note)
+            .note(format!("{note} at {now_ms} ms"))
             .record();
     }
 
