@@ -27,7 +27,7 @@ const HOUR_MS: u64 = 3_600_000;
 /// The open timeout of the first stage: a week, longer than any of its histories, so that
 /// what it sees is how the breaker opens, not how it closes again.
 const WEEK_MS: u64 = 7 * 24 * HOUR_MS;
-const CASES: u32 = 160;
+const CASES: u32 = 1_000;
 const OPS_MAX: usize = 30;
 const CONSUMERS: [&str; 3] = ["c1", "c2", "c3"];
 /// How many of the breaker's last events a failure quotes.
