@@ -18,8 +18,10 @@ use bughunt_kit::prop::{self, proptest::prelude::*};
 use bughunt_kit::trace::{EventKind, Trace};
 use hunt::*;
 
-/// Consumers in the fleet stages: enough that "half of them at once" is a wave.
+/// Consumers in the fleet stages.
 const FLEET: usize = 20;
+/// A wave: this many consumers of the fleet (three quarters) making the same retry at once.
+const WAVE: usize = FLEET * 3 / 4;
 /// Consumers whose calls are drawn in a failing stage's trace.
 const TOLD: usize = 2;
 /// Events drawn for each told consumer: the start of the story, not all of it.
@@ -31,6 +33,15 @@ const CALLS_MAX: usize = 200_000;
 
 fn name(consumer: usize) -> String {
     format!("c{}", consumer + 1)
+}
+
+/// "1 failed call", "3 failed calls".
+fn calls_word(count: u32) -> String {
+    if count == 1 {
+        "1 failed call".to_owned()
+    } else {
+        format!("{count} failed calls")
+    }
 }
 
 /// How long a call takes.
@@ -333,8 +344,8 @@ fn calls_bounded(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "calls per second bounded during an outage",
-        8,
-        outages(120..=240),
+        24,
+        outages(120..=540),
         tell_outage(FLEET),
         |outage, trace| {
             let allowed_each = outage.outage_ms * 4 / MAX_DELAY_MS;
@@ -377,8 +388,8 @@ fn back_within_cap(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "every retry within the cap",
-        32,
-        outages(5..=280),
+        64,
+        outages(5..=580),
         tell_outage(3),
         |outage, trace| {
             let mut fleet = fleet_in_outage(trace, outage, 3);
@@ -412,7 +423,7 @@ fn back_within_cap(ctx: &mut Ctx) {
     );
 }
 
-/// The window in which at most half the fleet may make its `k`-th call: a twentieth of the
+/// The window in which fewer than [`WAVE`] consumers may make their `k`-th call: a twentieth of the
 /// largest delay a doubling backoff allows before that call, at least 1 ms.
 fn window_ms(k: usize) -> u64 {
     let doublings = u32::try_from(k.saturating_sub(2)).unwrap_or(u32::MAX);
@@ -426,7 +437,7 @@ fn retries_spread(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "retries of a fleet spread apart",
-        12,
+        32,
         outages(20..=90),
         tell_outage(FLEET),
         |outage, trace| {
@@ -452,10 +463,17 @@ fn retries_spread(ctx: &mut Ctx) {
                         .iter()
                         .take_while(|(at_ms, _)| *at_ms <= from_ms + window_ms)
                         .collect();
-                    if bunch.len() > FLEET / 2 {
+                    if bunch.len() >= WAVE {
                         let last_ms = bunch.last().map_or(from_ms, |(at_ms, _)| *at_ms);
-                        let who: Vec<String> =
-                            bunch.iter().map(|(_, consumer)| name(*consumer)).collect();
+                        let mut who: Vec<usize> =
+                            bunch.iter().map(|(_, consumer)| *consumer).collect();
+                        who.sort();
+                        let who: Vec<String> = who.into_iter().map(name).collect();
+                        let when = if last_ms == from_ms {
+                            format!("all at {from_ms} ms")
+                        } else {
+                            format!("between {from_ms} and {last_ms} ms")
+                        };
                         fleet.mark(
                             bunch[0].1,
                             0,
@@ -463,9 +481,9 @@ fn retries_spread(ctx: &mut Ctx) {
                         );
                         return Err(format!(
                             "the {FLEET} consumers all failed at 0 ms, when the outage began, \
-                             and {} of them ({}) made their call number {k} between {from_ms} \
-                             and {last_ms} ms: more than half the fleet within {window_ms} ms, a \
-                             twentieth of that retry's backoff. Every retry of the outage is a \
+                             and {} of them ({}) made their call number {k} {when}: three \
+                             quarters of the fleet or more within {window_ms} ms, a twentieth of \
+                             that retry's backoff. Every retry of the outage is a \
                              wave like this one; the moment the downstream comes back, the \
                              wave is what meets it.",
                             bunch.len(),
@@ -534,6 +552,7 @@ fn tell_backlog(backlog: &Backlog) -> String {
             let who = name(index % 2);
             match *fails {
                 0 => format!("m{} ({who}) succeeds at once", index + 1),
+                1 => format!("m{} ({who}) fails once, then succeeds", index + 1),
                 u32::MAX => format!("m{} ({who}) fails every time", index + 1),
                 fails => format!("m{} ({who}) fails {fails} times, then succeeds", index + 1),
             }
@@ -562,7 +581,7 @@ fn dead_letters_at_deadline(ctx: &mut Ctx) {
     prop::for_all(
         ctx,
         "dead-lettered exactly at the deadline",
-        96,
+        256,
         backlogs(),
         tell_backlog,
         |backlog, trace| {
@@ -602,12 +621,12 @@ fn dead_letters_at_deadline(ctx: &mut Ctx) {
                     Next::DeadLetter if at_ms < deadline_ms => {
                         fleet.mark(consumer, id, "dead-lettered before its deadline".to_owned());
                         return Err(format!(
-                            "{who} dead-lettered m{id} at {at_ms} ms, after {failures} failed \
-                             calls: its first call failed at {first_ms} ms, so it is to be \
+                            "{who} dead-lettered m{id} at {at_ms} ms, after {}: its first call failed at {first_ms} ms, so it is to be \
                              retried until {deadline_ms} ms (GIVE_UP_AFTER_MS = \
                              {GIVE_UP_AFTER_MS} after it), and it was given up {} ms early. A \
                              downstream that is back a minute later finds the message already in \
                              the dead-letter queue.",
+                            calls_word(failures),
                             deadline_ms - at_ms
                         ));
                     }

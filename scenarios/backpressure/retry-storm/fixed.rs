@@ -19,7 +19,7 @@
 //!   does.
 //!
 //! Time is a simulated [`Clock`]: it moves only when the caller advances it, so an outage of
-//! five minutes takes no time at all to check.
+//! ten minutes takes no time at all to check.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +31,7 @@ pub const BASE_DELAY_MS: u64 = 100;
 /// No retry waits longer than this after a failure.
 pub const MAX_DELAY_MS: u64 = 5_000;
 /// A message is retried until this long after its first failure, then dead-lettered.
-pub const GIVE_UP_AFTER_MS: u64 = 300_000;
+pub const GIVE_UP_AFTER_MS: u64 = 600_000;
 
 /// What a consumer does after a failed call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +189,7 @@ impl Retrier {
         failing.failures += 1;
         let failures = failing.failures;
         //~ site: no-deadline
-        // FIX: a bound on the retries. A message that still fails five minutes after its
+        // FIX: a bound on the retries. A message that still fails ten minutes after its
         // first failure (a poison message, or an outage that outlasts the deadline) goes to
         // the dead-letter queue, where a person can look at it, instead of being retried
         // forever and holding its consumer with it.
