@@ -66,11 +66,20 @@ mod tests {
     /// The same seed draws the same numbers: a check that hands out seeds is repeatable.
     #[test]
     fn same_seed_same_numbers() {
-        let first: Vec<u64> = (0..8).scan(Rng::seeded(42), |rng, _| Some(rng.up_to(99))).collect();
-        let again: Vec<u64> = (0..8).scan(Rng::seeded(42), |rng, _| Some(rng.up_to(99))).collect();
+        let first: Vec<u64> = (0..8)
+            .scan(Rng::seeded(42), |rng, _| Some(rng.up_to(99)))
+            .collect();
+        let again: Vec<u64> = (0..8)
+            .scan(Rng::seeded(42), |rng, _| Some(rng.up_to(99)))
+            .collect();
         assert_eq!(first, again);
-        let other: Vec<u64> = (0..8).scan(Rng::seeded(43), |rng, _| Some(rng.up_to(99))).collect();
-        assert_ne!(first, other, "two seeds should not draw the same eight numbers");
+        let other: Vec<u64> = (0..8)
+            .scan(Rng::seeded(43), |rng, _| Some(rng.up_to(99)))
+            .collect();
+        assert_ne!(
+            first, other,
+            "two seeds should not draw the same eight numbers"
+        );
     }
 
     /// The numbers are stable across versions: a check's histories depend on them.

@@ -66,15 +66,27 @@ impl Downstream {
     fn fails(&self, at_ms: u64, id: u64, calls_before: u32) -> bool {
         let (from_ms, to_ms) = self.outage_ms;
         (from_ms..to_ms).contains(&at_ms)
-            || self.rejects.get(&id).is_some_and(|fails| calls_before < *fails)
+            || self
+                .rejects
+                .get(&id)
+                .is_some_and(|fails| calls_before < *fails)
     }
 }
 
 /// What one step of the fleet did, for a stage to judge.
 #[derive(Clone, Copy, Debug)]
 enum Happened {
-    Called { consumer: usize, id: u64, at_ms: u64 },
-    Failed { consumer: usize, id: u64, at_ms: u64, next: Next },
+    Called {
+        consumer: usize,
+        id: u64,
+        at_ms: u64,
+    },
+    Failed {
+        consumer: usize,
+        id: u64,
+        at_ms: u64,
+        next: Next,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -151,7 +163,8 @@ impl<'t> Fleet<'t> {
 
     fn schedule(&mut self, at_ms: u64, consumer: usize, step: Step) {
         self.scheduled += 1;
-        self.agenda.insert((at_ms, self.scheduled), (consumer, step));
+        self.agenda
+            .insert((at_ms, self.scheduled), (consumer, step));
     }
 
     fn take_next(&mut self, consumer: usize, at_ms: u64) {
@@ -162,23 +175,35 @@ impl<'t> Fleet<'t> {
         }
     }
 
-    fn draw(&mut self, consumer: usize, kind: EventKind, to: &str, id: u64, note: String) {
+    /// Draws `what` between `consumer` and `other` (`toward` the other, or back from it),
+    /// for the first few events of the told consumers only: the start of the story.
+    fn draw(&mut self, consumer: usize, toward: bool, other: &str, id: u64, what: String) {
         let told = &mut self.consumers[consumer];
         if consumer >= TOLD || told.drawn >= TOLD_EVENTS_MAX {
             return;
         }
         told.drawn += 1;
-        let (from, to) = if kind == EventKind::Reject || kind == EventKind::Ack {
-            (to.to_owned(), name(consumer))
+        let (from, to) = if toward {
+            (name(consumer), other.to_owned())
         } else {
-            (name(consumer), to.to_owned())
+            (other.to_owned(), name(consumer))
         };
-        self.trace.event(from, kind).to(to).msg(id).note(note).record();
+        self.trace
+            .event(from, EventKind::Note)
+            .to(to)
+            .msg(id)
+            .note(what)
+            .record();
     }
 
     fn call_ms(&self, id: u64, at_ms: u64) -> u64 {
         let index = self.calls % self.call_times.len().max(1);
-        match self.call_times.get(index).copied().unwrap_or(CallTime::Ms(0)) {
+        match self
+            .call_times
+            .get(index)
+            .copied()
+            .unwrap_or(CallTime::Ms(0))
+        {
             CallTime::Ms(ms) => ms,
             CallTime::ToDeadline(offset_ms) => self
                 .first_failure_ms
@@ -203,7 +228,8 @@ impl<'t> Fleet<'t> {
         self.agenda.remove(&(at_ms, order));
         let now_ms = self.clock.now_ms();
         if at_ms > now_ms {
-            self.trace.set_time_ms(self.clock.advance_ms(at_ms - now_ms));
+            self.trace
+                .set_time_ms(self.clock.advance_ms(at_ms - now_ms));
         }
         let Some(id) = self.consumers[consumer].current else {
             return self.step(until_ms);
@@ -224,10 +250,10 @@ impl<'t> Fleet<'t> {
                 self.consumers[consumer].calls_ms.push(at_ms);
                 self.draw(
                     consumer,
-                    EventKind::Send,
+                    true,
                     "downstream",
                     id,
-                    format!("call {} with m{id}", calls_before + 1),
+                    format!("call {}", calls_before + 1),
                 );
                 self.schedule(at_ms + took_ms, consumer, Step::Done { failed });
                 Ok(Some(Happened::Called {
@@ -238,7 +264,7 @@ impl<'t> Fleet<'t> {
             }
             Step::Done { failed: false } => {
                 self.consumers[consumer].retrier.succeeded(id);
-                self.draw(consumer, EventKind::Ack, "downstream", id, "done".to_owned());
+                self.draw(consumer, false, "downstream", id, "done".to_owned());
                 self.take_next(consumer, at_ms);
                 self.step(until_ms)
             }
@@ -249,7 +275,7 @@ impl<'t> Fleet<'t> {
                     Next::RetryAt(retry_ms) => {
                         self.draw(
                             consumer,
-                            EventKind::Reject,
+                            false,
                             "downstream",
                             id,
                             format!("failed; retry at {retry_ms} ms"),
@@ -259,10 +285,10 @@ impl<'t> Fleet<'t> {
                     Next::DeadLetter => {
                         self.draw(
                             consumer,
-                            EventKind::Reject,
-                            "downstream",
+                            true,
+                            "dead-letter queue",
                             id,
-                            "failed; to the dead-letter queue".to_owned(),
+                            "failed for good".to_owned(),
                         );
                         self.take_next(consumer, at_ms);
                     }
@@ -277,12 +303,13 @@ impl<'t> Fleet<'t> {
         }
     }
 
-    fn mark(&self, consumer: usize, id: u64, what: String) {
-        self.trace
-            .event(name(consumer), EventKind::Note)
-            .msg(id)
-            .note(what)
-            .record();
+    /// Marks, at the end of the drawn story, what broke the promise.
+    fn mark(&self, consumer: usize, id: Option<u64>, what: String) {
+        let mut event = self.trace.event(name(consumer), EventKind::Note).note(what);
+        if let Some(id) = id {
+            event = event.msg(id);
+        }
+        event.record();
     }
 }
 
@@ -367,7 +394,7 @@ fn calls_bounded(ctx: &mut Ctx) {
             let c1 = &fleet.consumers[0].calls_ms;
             fleet.mark(
                 0,
-                1,
+                None,
                 format!("{calls} calls by the fleet in {now_ms} ms"),
             );
             Err(format!(
@@ -405,9 +432,13 @@ fn back_within_cap(ctx: &mut Ctx) {
                 };
                 let waits_ms = retry_ms.saturating_sub(at_ms);
                 if waits_ms > MAX_DELAY_MS {
-                    let failures = fleet.consumers[consumer].calls_ms.len();
+                    let failures = fleet.calls_of[&id];
                     let who = name(consumer);
-                    fleet.mark(consumer, id, format!("waits {waits_ms} ms: past the cap"));
+                    fleet.mark(
+                        consumer,
+                        Some(id),
+                        format!("waits {waits_ms} ms: past the cap"),
+                    );
                     return Err(format!(
                         "{who}'s call with m{id} failed at {at_ms} ms (its failure number \
                          {failures}) and its retrier planned the next call at {retry_ms} ms, \
@@ -476,7 +507,7 @@ fn retries_spread(ctx: &mut Ctx) {
                         };
                         fleet.mark(
                             bunch[0].1,
-                            0,
+                            None,
                             format!("{} consumers call within {window_ms} ms", bunch.len()),
                         );
                         return Err(format!(
@@ -619,7 +650,11 @@ fn dead_letters_at_deadline(ctx: &mut Ctx) {
                 let who = name(consumer);
                 match next {
                     Next::DeadLetter if at_ms < deadline_ms => {
-                        fleet.mark(consumer, id, "dead-lettered before its deadline".to_owned());
+                        fleet.mark(
+                            consumer,
+                            Some(id),
+                            "dead-lettered before its deadline".to_owned(),
+                        );
                         return Err(format!(
                             "{who} dead-lettered m{id} at {at_ms} ms, after {}: its first call failed at {first_ms} ms, so it is to be \
                              retried until {deadline_ms} ms (GIVE_UP_AFTER_MS = \
@@ -634,7 +669,7 @@ fn dead_letters_at_deadline(ctx: &mut Ctx) {
                         dead.insert(id);
                     }
                     Next::RetryAt(retry_ms) if at_ms >= deadline_ms => {
-                        fleet.mark(consumer, id, "retried past its deadline".to_owned());
+                        fleet.mark(consumer, Some(id), "retried past its deadline".to_owned());
                         return Err(format!(
                             "m{id}'s call failed at {at_ms} ms, its failure number {failures}; \
                              its first failure was at {first_ms} ms, so its deadline was \

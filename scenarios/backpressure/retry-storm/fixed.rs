@@ -100,21 +100,18 @@ impl Retrier {
         }
     }
 
-    /// How long to wait before the next call, after a message's `failures`-th failure
-    /// (counting from 1).
-    //~ region
-    fn delay_ms(&mut self, failures: u32) -> u64 {
-    //~ alt: decorrelated-jitter
-    //~ fn delay_ms(&mut self, id: u64, failures: u32) -> u64 {
-    //~ end
+    /// How long to wait before the next call with message `id`, which has just failed.
+    fn delay_ms(&mut self, id: u64) -> u64 {
         //~ site: constant-delay
         // FIX: exponential backoff. Each failure doubles the delay (100 ms, 200 ms, 400 ms,
         // ...), so a short blip costs a retry or two and a long outage sees fewer and fewer
         // calls. `saturating_*`: the hundredth failure of a long outage must not overflow.
+        let failures = self.failing.get(&id).map_or(1, |failing| failing.failures);
         let backoff_ms = BASE_DELAY_MS.saturating_mul(2u64.saturating_pow(failures - 1));
         //~ broken:
         //~ let backoff_ms = BASE_DELAY_MS;
         //~ wrong: shift-overflows
+        //~ let failures = self.failing.get(&id).map_or(1, |failing| failing.failures);
         //~ let backoff_ms = BASE_DELAY_MS << (failures - 1);
         //~ end
         //~ site: no-cap
@@ -187,7 +184,6 @@ impl Retrier {
             failures: 0,
         });
         failing.failures += 1;
-        let failures = failing.failures;
         //~ site: no-deadline
         // FIX: a bound on the retries. A message that still fails ten minutes after its
         // first failure (a poison message, or an outage that outlasts the deadline) goes to
@@ -208,7 +204,7 @@ impl Retrier {
         //~ }
         //~ wrong: give-up-after-attempts
         //~ // Enough attempts to cover the deadline at the longest delay.
-        //~ if u64::from(failures) >= GIVE_UP_AFTER_MS / MAX_DELAY_MS {
+        //~ if u64::from(failing.failures) >= GIVE_UP_AFTER_MS / MAX_DELAY_MS {
         //~     self.forget(id);
         //~     return Next::DeadLetter;
         //~ }
@@ -224,11 +220,7 @@ impl Retrier {
         //~     return Next::DeadLetter;
         //~ }
         //~ end
-        //~ region
-        let delay_ms = self.delay_ms(failures);
-        //~ alt: decorrelated-jitter
-        //~ let delay_ms = self.delay_ms(id, failures);
-        //~ end
+        let delay_ms = self.delay_ms(id);
         Next::RetryAt(now_ms.saturating_add(delay_ms))
     }
 
@@ -248,7 +240,6 @@ impl Retrier {
         //~ self.last_delay_ms.remove(&id);
         //~ end
     }
-
 }
 
 //~ region
