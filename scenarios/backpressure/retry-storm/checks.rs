@@ -500,6 +500,11 @@ fn retries_spread(ctx: &mut Ctx) {
                             bunch.iter().map(|(_, consumer)| *consumer).collect();
                         who.sort();
                         let who: Vec<String> = who.into_iter().map(name).collect();
+                        let how_many = if bunch.len() == FLEET {
+                            format!("all {FLEET}")
+                        } else {
+                            format!("{} of them", bunch.len())
+                        };
                         let when = if last_ms == from_ms {
                             format!("all at {from_ms} ms")
                         } else {
@@ -512,12 +517,11 @@ fn retries_spread(ctx: &mut Ctx) {
                         );
                         return Err(format!(
                             "the {FLEET} consumers all failed at 0 ms, when the outage began, \
-                             and {} of them ({}) made their call number {k} {when}: three \
+                             and {how_many} ({}) made their call number {k} {when}: three \
                              quarters of the fleet or more within {window_ms} ms, a twentieth of \
                              that retry's backoff. Every retry of the outage is a \
                              wave like this one; the moment the downstream comes back, the \
                              wave is what meets it.",
-                            bunch.len(),
                             who.join(", "),
                         ));
                     }
@@ -720,7 +724,8 @@ fn checks() {
                          instant, when the outage begins: when does each one retry? If the \
                          delays are the same for all of them, the whole fleet calls at the same \
                          instants, every time. Each retrier is given its own generator for a \
-                         reason.",
+                         reason, and a few milliseconds of jitter on a delay of seconds still \
+                         leave a wave: the spread has to grow with the delay.",
                 run: retries_spread,
             },
             Stage {
