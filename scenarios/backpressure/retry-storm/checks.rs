@@ -76,11 +76,9 @@ impl Downstream {
 /// What one step of the fleet did, for a stage to judge.
 #[derive(Clone, Copy, Debug)]
 enum Happened {
-    Called {
-        consumer: usize,
-        id: u64,
-        at_ms: u64,
-    },
+    /// A consumer started a call.
+    Called,
+    /// A call failed, and the consumer's retrier said what next.
     Failed {
         consumer: usize,
         id: u64,
@@ -256,11 +254,7 @@ impl<'t> Fleet<'t> {
                     format!("call {}", calls_before + 1),
                 );
                 self.schedule(at_ms + took_ms, consumer, Step::Done { failed });
-                Ok(Some(Happened::Called {
-                    consumer,
-                    id,
-                    at_ms,
-                }))
+                Ok(Some(Happened::Called))
             }
             Step::Done { failed: false } => {
                 self.consumers[consumer].retrier.succeeded(id);
@@ -380,7 +374,7 @@ fn calls_bounded(ctx: &mut Ctx) {
             let mut fleet = fleet_in_outage(trace, outage, FLEET);
             let mut calls = 0;
             while let Some(happened) = fleet.step(outage.outage_ms)? {
-                if let Happened::Called { .. } = happened {
+                if let Happened::Called = happened {
                     calls += 1;
                     if calls > allowed {
                         break;

@@ -140,7 +140,12 @@ pub fn run(_plan: &FaultPlan) -> DemoRun {
     let busiest = per_second.iter().copied().max().unwrap_or(0);
     DemoRun::new(&trace, violations)
         .focus_msg(1)
-        .series("calls to the downstream (down until 60 s)", "second", None, per_second)
+        .series(
+            "calls to the downstream (down until 60 s)",
+            "second",
+            None,
+            per_second,
+        )
         .count("messages", FLEET * MESSAGES_EACH)
         .count("calls while the downstream was down", calls_in_outage)
         .count("busiest second (calls)", busiest)
