@@ -673,9 +673,9 @@ fn dead_letters_at_deadline(ctx: &mut Ctx) {
                              its first failure was at {first_ms} ms, so its deadline was \
                              {deadline_ms} ms (GIVE_UP_AFTER_MS = {GIVE_UP_AFTER_MS} after it), \
                              and {who} still planned a retry at {retry_ms} ms instead of moving \
-                             it to the dead-letter queue. A message the downstream rejects for \
-                             good is retried forever, and {who}, holding it, takes no other \
-                             message."
+                             it to the dead-letter queue. Past its deadline nothing stops the \
+                             retries: a message the downstream rejects for good is retried \
+                             forever, and {who}, holding it, takes no other message."
                         ));
                     }
                     Next::RetryAt(_) => {}

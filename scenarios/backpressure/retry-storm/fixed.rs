@@ -56,8 +56,14 @@ struct Failing {
 pub struct Retrier {
     clock: Clock,
     rng: Rng,
+    //~ region
     /// Messages that have failed and not yet succeeded or been dead-lettered, by id.
     failing: BTreeMap<u64, Failing>,
+    //~ alt: one-message-at-a-time
+    //~ /// The one message this consumer is retrying, if any. A consumer works on one message
+    //~ /// at a time, so a failure of another id means this one is settled.
+    //~ current: Option<(u64, Failing)>,
+    //~ end
     //~ region
     //~ alt: retry-budget
     //~ /// Retries this consumer may still make at once; one more is earned every
@@ -87,7 +93,11 @@ impl Retrier {
             //~ rng: Rng::seeded(0x5eed),
             //~ end
             clock,
+            //~ region
             failing: BTreeMap::new(),
+            //~ alt: one-message-at-a-time
+            //~ current: None,
+            //~ end
             //~ region
             //~ alt: retry-budget
             //~ tokens: BURST,
@@ -113,6 +123,13 @@ impl Retrier {
         //~ wrong: shift-overflows
         //~ let failures = self.failing.get(&id).map_or(1, |failing| failing.failures);
         //~ let backoff_ms = BASE_DELAY_MS << (failures - 1);
+        //~ alt: one-message-at-a-time
+        //~ let failures = self
+        //~     .current
+        //~     .as_ref()
+        //~     .filter(|(current, _)| *current == id)
+        //~     .map_or(1, |(_, failing)| failing.failures);
+        //~ let backoff_ms = BASE_DELAY_MS.saturating_mul(2u64.saturating_pow(failures - 1));
         //~ end
         //~ site: no-cap
         // FIX: a cap. Without it, an outage of ten minutes leaves a consumer waiting ten
@@ -179,10 +196,23 @@ impl Retrier {
     /// message goes to the dead-letter queue (and is forgotten here).
     pub fn failed(&mut self, id: u64) -> Next {
         let now_ms = self.clock.now_ms();
+        //~ region
         let failing = self.failing.entry(id).or_insert(Failing {
             first_failure_at_ms: now_ms,
             failures: 0,
         });
+        //~ alt: one-message-at-a-time
+        //~ if self.current.as_ref().is_none_or(|(current, _)| *current != id) {
+        //~     let first = Failing {
+        //~         first_failure_at_ms: now_ms,
+        //~         failures: 0,
+        //~     };
+        //~     self.current = Some((id, first));
+        //~ }
+        //~ let Some((_, failing)) = self.current.as_mut() else {
+        //~     unreachable!("set just above");
+        //~ };
+        //~ end
         failing.failures += 1;
         //~ site: no-deadline
         // FIX: a bound on the retries. A message that still fails ten minutes after its
@@ -234,7 +264,13 @@ impl Retrier {
     }
 
     fn forget(&mut self, id: u64) {
+        //~ region
         self.failing.remove(&id);
+        //~ alt: one-message-at-a-time
+        //~ if self.current.as_ref().is_some_and(|(current, _)| *current == id) {
+        //~     self.current = None;
+        //~ }
+        //~ end
         //~ region
         //~ alt: decorrelated-jitter
         //~ self.last_delay_ms.remove(&id);
