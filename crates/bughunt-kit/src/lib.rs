@@ -9,6 +9,8 @@
 //!   ack, stall a consumer, cut the power). Scenarios read them from `scenario.toml`.
 //! - [`clock`]: a simulated clock. Visibility timeouts, retries and backoff move only when a
 //!   check advances it, so "just before the timeout" is an exact instant.
+//! - [`jitter`]: a seeded random number generator that a check hands to a program that
+//!   jitters its retries, so the randomness is the same on every run.
 //! - [`disk`]: a simulated disk that keeps written-but-unsynced bytes apart from synced
 //!   ones, so a power cut loses exactly what a real one may lose: a clean prefix, or, sector
 //!   by sector and chosen by seed, bytes as written, stale, zeroed or garbage.
@@ -42,6 +44,7 @@ pub mod explore;
 pub mod fault;
 pub mod history;
 pub mod invariant;
+pub mod jitter;
 pub mod ledger;
 #[cfg(feature = "tokio")]
 pub mod paused;
