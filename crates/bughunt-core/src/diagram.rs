@@ -133,12 +133,16 @@ pub fn terminal(events: &[Event]) -> Vec<Line> {
     for event in events {
         let bad = is_bad(event);
         if event.actor == VERDICT {
-            let mut text = format!("✗ {}", label(event));
-            if let Some(note) = &event.note {
-                text.push_str(": ");
-                text.push_str(note);
-            }
-            lines.push(Line { text, bad: true });
+            // "✗ LOST m27: why", or "✗ why" for a verdict about no message in particular.
+            let parts: Vec<String> = [Some(label(event)), event.note.clone()]
+                .into_iter()
+                .flatten()
+                .filter(|part| !part.is_empty())
+                .collect();
+            lines.push(Line {
+                text: format!("✗ {}", parts.join(": ")),
+                bad: true,
+            });
             continue;
         }
         let Some(from) = index_of(&event.actor) else {
@@ -235,8 +239,10 @@ pub fn mermaid(sections: &[MermaidSection<'_>]) -> String {
         for event in section.events {
             let text = {
                 let mut text = label(event);
-                if let Some(note) = &event.note {
-                    text.push_str(&format!(" ({note})"));
+                match &event.note {
+                    Some(note) if text.is_empty() => text = note.clone(),
+                    Some(note) => text.push_str(&format!(" ({note})")),
+                    None => {}
                 }
                 mermaid_text(&text)
             };
@@ -305,6 +311,26 @@ mod tests {
         // Lifelines line up: the queue's column is the same on the header's row and below.
         let queue_column = text[1].chars().position(|c| c == '►').unwrap() + 1;
         assert_eq!(text[3].chars().nth(queue_column), Some('│'));
+    }
+
+    /// A verdict about no message in particular reads as its words alone, not "✗ : words".
+    #[test]
+    fn a_verdict_without_a_message() {
+        let trace = Trace::new();
+        trace.event("c1", EventKind::Note).note("calls").record();
+        trace
+            .event(VERDICT, EventKind::Note)
+            .note("two probes at once")
+            .record();
+        let events = trace.events();
+        let lines = terminal(&events);
+        assert_eq!(lines.last().unwrap().text, "✗ two probes at once");
+        let text = mermaid(&[MermaidSection {
+            heading: "wrong way".into(),
+            rgb: (255, 230, 230),
+            events: &events,
+        }]);
+        assert!(text.contains(": ✗ two probes at once\n"), "{text}");
     }
 
     /// Mermaid output declares participants, uses arrows, and keeps text Mermaid-safe.
