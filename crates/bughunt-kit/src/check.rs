@@ -300,7 +300,8 @@ mod tests {
         let failure = report.first_failure().unwrap();
         assert_eq!(failure.id, "second");
         assert!(failure.detail.as_deref().unwrap().contains("m7 came back"));
-        assert!(failure.location.as_deref().unwrap().contains("check.rs"));
+        // The stage asserted in this file, one of the kit's own: no place to show a learner.
+        assert_eq!(failure.location, None);
         assert_eq!(failure.trace.len(), 1);
         assert!(!report.passed());
         std::fs::remove_dir_all(&dir).unwrap();
