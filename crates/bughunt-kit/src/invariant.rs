@@ -23,6 +23,11 @@ pub enum Invariant {
     DurableAfterAck,
     /// The queue never holds more than its bound.
     DepthBounded,
+    /// The load a program puts on a service stays within what it promised: a fleet's retries
+    /// while the service is down, the calls a half-open breaker lets through.
+    LoadBounded,
+    /// Every message is handled within its time bound (a batch flushed within its interval).
+    LatencyBounded,
     /// Shutdown returns within its bound.
     ShutdownWithinBound,
     /// No task outlives shutdown.

@@ -125,7 +125,7 @@ pub fn run(_plan: &FaultPlan) -> DemoRun {
     let over = calls_in_outage.saturating_sub(allowed);
     let violations = if over > 0 {
         vec![Violation {
-            invariant: Invariant::DepthBounded,
+            invariant: Invariant::LoadBounded,
             msg: None,
             detail: format!(
                 "the fleet called the downstream {calls_in_outage} times while it was down for \

@@ -100,7 +100,7 @@ pub fn run(_plan: &FaultPlan) -> DemoRun {
             let note = if let Some(probe) = probe {
                 beside_probe += 1;
                 violations.push(Violation {
-                    invariant: Invariant::DepthBounded,
+                    invariant: Invariant::LoadBounded,
                     msg: None,
                     detail: format!(
                         "at {now_ms} ms {name}'s call {call} went through while the probe, call \

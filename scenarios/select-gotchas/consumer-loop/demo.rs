@@ -78,10 +78,8 @@ pub fn run(_plan: &FaultPlan) -> DemoRun {
             } else {
                 ""
             };
-            // The kit has no invariant for a latency bound; the batch in hand is held past
-            // its bound, which is the nearest.
             violations.push(Violation {
-                invariant: Invariant::DepthBounded,
+                invariant: Invariant::LatencyBounded,
                 msg: None,
                 detail: format!(
                     "m{id} was sent at {sent_ms} ms and written at {out_ms} ms, {waited} ms \
