@@ -61,6 +61,14 @@ impl Sink {
         default_work_ms: u64,
         work_ms: impl IntoIterator<Item = (u64, u64)>,
     ) -> Self {
+        // Its times count from its making on the runtime's clock. Outside a runtime that is
+        // the real clock, and the real time until the runtime starts would creep into every
+        // time the sink records: a run would differ from the next.
+        assert!(
+            tokio::runtime::Handle::try_current().is_ok(),
+            "bughunt-kit: make a Sink inside the runtime whose time it measures (inside \
+             paused::block_on), not before it"
+        );
         Self {
             trace,
             epoch: tokio::time::Instant::now(),
@@ -193,6 +201,14 @@ mod tests {
             assert_eq!(sink.finished(), vec![1]);
             assert_eq!(sink.cut_off(), vec![2]);
         });
+    }
+
+    /// A sink made before its runtime would count real time: it is refused, in words.
+    #[test]
+    fn a_sink_outside_a_runtime_is_refused() {
+        let made = std::panic::catch_unwind(|| Sink::new(Trace::new(), 5));
+        let text = crate::check::panic_text(made.expect_err("refused").as_ref());
+        assert!(text.contains("inside the runtime"), "{text}");
     }
 
     /// Each job takes its own time, and the record says who worked on it and when.

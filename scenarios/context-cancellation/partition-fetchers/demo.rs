@@ -52,12 +52,16 @@ struct Outcome {
 pub fn run(_plan: &FaultPlan) -> DemoRun {
     let trace = Trace::new();
     let plan = messages();
-    let sink = Sink::with_work_times(
-        trace.clone(),
-        20,
-        plan.iter().map(|(id, _, _, work_ms)| (*id, *work_ms)),
-    );
-    let outcome = paused::block_on(serve_then_cancel(&trace, &sink, &plan));
+    // The sink is made on the paused runtime, so its times count from that clock's start.
+    let (sink, outcome) = paused::block_on(async {
+        let sink = Sink::with_work_times(
+            trace.clone(),
+            20,
+            plan.iter().map(|(id, _, _, work_ms)| (*id, *work_ms)),
+        );
+        let outcome = serve_then_cancel(&trace, &sink, &plan).await;
+        (sink, outcome)
+    });
     let took_ms = outcome.returned.then_some(outcome.waited_ms);
     let violations = invariant::shutdown_within(took_ms, STOP_DEADLINE_MS, outcome.tasks_alive);
     let works = sink.works();

@@ -49,14 +49,17 @@ struct Tally {
 pub fn run(_plan: &FaultPlan) -> DemoRun {
     let trace = Trace::new();
     let plan = messages();
-    let ledger = Sink::with_work_times(
-        trace.clone(),
-        20,
-        plan.iter().map(|(id, _, insert_ms)| (*id, *insert_ms)),
-    )
-    .with_actor("handler");
-    let audit_log = Sink::new(trace.clone(), 0).with_actor("handler");
-    let (tally, idle, left) = paused::block_on(consume(&trace, &ledger, &audit_log, &plan));
+    // The sinks are made on the paused runtime, so their times count from that clock's start.
+    let (tally, idle, left) = paused::block_on(async {
+        let ledger = Sink::with_work_times(
+            trace.clone(),
+            20,
+            plan.iter().map(|(id, _, insert_ms)| (*id, *insert_ms)),
+        )
+        .with_actor("handler");
+        let audit_log = Sink::new(trace.clone(), 0).with_actor("handler");
+        consume(&trace, &ledger, &audit_log, &plan).await
+    });
     let mut violations = Vec::new();
     for id in &left {
         violations.push(Violation {

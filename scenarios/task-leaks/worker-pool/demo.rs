@@ -33,8 +33,12 @@ struct Outcome {
 
 pub fn run(_plan: &FaultPlan) -> DemoRun {
     let trace = Trace::new();
-    let sink = Sink::new(trace.clone(), WORK_MS);
-    let outcome = paused::block_on(serve_then_shut_down(&trace, &sink));
+    // The sink is made on the paused runtime, so its times count from that clock's start.
+    let (sink, outcome) = paused::block_on(async {
+        let sink = Sink::new(trace.clone(), WORK_MS);
+        let outcome = serve_then_shut_down(&trace, &sink).await;
+        (sink, outcome)
+    });
 
     let took_ms = outcome.returned.then_some(outcome.waited_ms);
     let violations = invariant::shutdown_within(took_ms, SHUTDOWN_DEADLINE_MS, outcome.tasks_alive);
