@@ -355,7 +355,8 @@ fn no_waiting_on_others(_: &History, outcome: &Outcome) -> Result<(), String> {
             let during = if others.is_empty() {
                 String::new()
             } else {
-                format!(", while {} were in progress", others.join(", "))
+                let verb = if others.len() == 1 { "was" } else { "were" };
+                format!(", while {} {verb} in progress", others.join(", "))
             };
             return Err(format!(
                 "{}, and it returned only at {ended} ms, {waited} ms later{during}; it should \
@@ -387,7 +388,7 @@ fn hits_at_once(_: &History, outcome: &Outcome) -> Result<(), String> {
         if let Some(earlier) = known {
             return Err(format!(
                 "{}, and it answered only at {ended} ms; but call {} had already returned at \
-                 {} ms with item {item}'s price, so the cache had it: a hit must answer at once, \
+                 {} ms, having brought or stored item {item}'s price, so the cache had it: a hit must answer at once, \
                  not fetch again",
                 call.made(),
                 earlier.id,

@@ -191,18 +191,13 @@ impl PriceCache {
             return *price;
         }
         let fetched = self.upstream.fetch(item).await;
-        // An update may have come in during the fetch: it is newer than the list price, so
-        // the fetched price goes in only if the item is still missing.
         let mut prices = self.prices.lock().await;
-        *prices.entry(item).or_insert(fetched)
         //~ broken:
         //~ let mut prices = self.prices.lock().await;
         //~ if let Some(price) = prices.get(&item) {
         //~     return *price;
         //~ }
         //~ let fetched = self.upstream.fetch(item).await;
-        //~ prices.insert(item, fetched);
-        //~ fetched
         //~ wrong: spawn-the-fetch
         //~ // The fetch runs on a task of its own, so the cache does not do the I/O.
         //~ let mut prices = self.prices.lock().await;
@@ -213,7 +208,6 @@ impl PriceCache {
         //~ let fetched = tokio::spawn(async move { upstream.fetch(item).await })
         //~     .await
         //~     .expect("the fetch task does not panic");
-        //~ *prices.entry(item).or_insert(fetched)
         //~ wrong: release-and-retake
         //~ // Look with a short lock, then take it again for the miss.
         //~ if let Some(price) = self.prices.lock().await.get(&item) {
@@ -221,7 +215,6 @@ impl PriceCache {
         //~ }
         //~ let mut prices = self.prices.lock().await;
         //~ let fetched = self.upstream.fetch(item).await;
-        //~ *prices.entry(item).or_insert(fetched)
         //~ wrong: try-lock-poll
         //~ // Never block on the lock: try it, and come back a millisecond later.
         //~ let mut prices = loop {
@@ -234,25 +227,17 @@ impl PriceCache {
         //~     return *price;
         //~ }
         //~ let fetched = self.upstream.fetch(item).await;
-        //~ *prices.entry(item).or_insert(fetched)
         //~ wrong: fetch-every-time
         //~ // No lock across the fetch: fetch first, then keep what came back.
         //~ let fetched = self.upstream.fetch(item).await;
-        //~ *self.prices.lock().await.entry(item).or_insert(fetched)
-        //~ wrong: insert-what-was-fetched
-        //~ if let Some(price) = self.prices.lock().await.get(&item) {
-        //~     return *price;
-        //~ }
-        //~ let fetched = self.upstream.fetch(item).await;
-        //~ self.prices.lock().await.insert(item, fetched);
-        //~ fetched
+        //~ let mut prices = self.prices.lock().await;
         //~ alt: rwlock
         //~ // Readers share the lock; only an insert takes it alone, and never across the fetch.
         //~ if let Some(price) = self.prices.read().await.get(&item) {
         //~     return *price;
         //~ }
         //~ let fetched = self.upstream.fetch(item).await;
-        //~ *self.prices.lock().await.entry(item).or_insert(fetched)
+        //~ let mut prices = self.prices.lock().await;
         //~ alt: std-mutex-between-awaits
         //~ // A blocking mutex is fine in async code when no guard lives across an `.await`.
         //~ let cached = self.prices.lock().get(&item).copied();
@@ -261,7 +246,6 @@ impl PriceCache {
         //~ }
         //~ let fetched = self.upstream.fetch(item).await;
         //~ let mut prices = self.prices.lock();
-        //~ *prices.entry(item).or_insert(fetched)
         //~ alt: single-flight
         //~ // One fetch per item in flight: a second request for it waits for that fetch's
         //~ // announcement instead of fetching again.
@@ -284,6 +268,16 @@ impl PriceCache {
         //~ let fetched = self.upstream.fetch(item).await;
         //~ let mut prices = self.prices.lock().await;
         //~ prices.fetching.remove(&item);
+        //~ end
+        //~ site: stale-insert
+        // FIX: an update may have come in during the fetch: it is newer than the list price
+        // the fetch brought, so the fetched price goes in only if the item is still missing,
+        // and the request answers whatever the cache holds now.
+        *prices.entry(item).or_insert(fetched)
+        //~ broken:
+        //~ prices.insert(item, fetched);
+        //~ fetched
+        //~ alt: single-flight
         //~ let price = *prices.known.entry(item).or_insert(fetched);
         //~ drop(prices);
         //~ announce.send_replace(Some(price));
