@@ -212,7 +212,9 @@ fn play(history: &History, trace: &Trace) -> Outcome {
                             Ok(price) => (true, Some(price)),
                             Err(_) => (false, None),
                         },
-                        Op::Update(batch) => (timeout(bound, cache.update(batch)).await.is_ok(), None),
+                        Op::Update(batch) => {
+                            (timeout(bound, cache.update(batch)).await.is_ok(), None)
+                        }
                     };
                     let taken = cache.lock_taken() - before;
                     let ended_ms = now_ms();
@@ -450,7 +452,9 @@ fn checks() {
                          and while its fetch was on the way, an update stored a newer price. \
                          When the fetch came back, what did your code do with the list price it \
                          brought, and what did the next request for that item see? An update \
-                         is newer than any fetch that started before it.",
+                         is newer than any fetch that started before it, and the upstream knows only the list price: an \
+                         update that merely drops the item from the cache is lost at the next \
+                         fetch.",
                 run: |ctx| property(ctx, 1),
             },
             Stage {

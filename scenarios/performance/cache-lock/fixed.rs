@@ -277,6 +277,9 @@ impl PriceCache {
         //~ broken:
         //~ prices.insert(item, fetched);
         //~ fetched
+        //~ wrong: invalidate-on-update
+        //~ prices.insert(item, fetched);
+        //~ fetched
         //~ alt: single-flight
         //~ let price = *prices.known.entry(item).or_insert(fetched);
         //~ drop(prices);
@@ -306,6 +309,13 @@ impl PriceCache {
         //~     prices.insert(*item, *price);
         //~     drop(prices);
         //~     prices = self.prices.lock().await;
+        //~ }
+        //~ wrong: invalidate-on-update
+        //~ // Drop the items from the cache instead of storing them: the next request fetches
+        //~ // them fresh, and a fetch in flight can never overwrite a stored update.
+        //~ let mut prices = self.prices.lock().await;
+        //~ for (item, _) in batch {
+        //~     prices.remove(item);
         //~ }
         //~ alt: std-mutex-between-awaits
         //~ let mut prices = self.prices.lock();
