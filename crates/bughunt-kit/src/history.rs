@@ -106,6 +106,19 @@ pub fn judge<H, O>(
     promises[stage - 1](history, outcome)
 }
 
+/// Every call of a history whose callers each make their calls one after another, as
+/// `(id, caller, call)`: ids count from `first_id` through the first caller's calls, then the
+/// next caller's, so an id names a call without saying when it runs.
+pub fn numbered_calls<C: Clone>(callers: &[Vec<C>], first_id: u64) -> Vec<(u64, usize, C)> {
+    callers
+        .iter()
+        .enumerate()
+        .flat_map(|(caller, calls)| calls.iter().map(move |call| (caller, call.clone())))
+        .zip(first_id..)
+        .map(|((caller, call), id)| (id, caller, call))
+        .collect()
+}
+
 /// Ends a failure message as a sentence: the kit goes on with the shortest history.
 pub fn sentence(message: String) -> String {
     if message.ends_with('.') {
@@ -118,6 +131,16 @@ pub fn sentence(message: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Calls are numbered caller by caller, from the first id.
+    #[test]
+    fn calls_are_numbered_caller_by_caller() {
+        let callers = vec![vec!['a', 'b'], vec![], vec!['c']];
+        assert_eq!(
+            numbered_calls(&callers, 101),
+            vec![(101, 0, 'a'), (102, 0, 'b'), (103, 2, 'c')]
+        );
+    }
     use proptest::prelude::*;
 
     /// Numbers handed to a counter.

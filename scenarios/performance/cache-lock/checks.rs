@@ -77,15 +77,7 @@ fn batch_text(batch: &[(u64, u64)]) -> String {
 impl History {
     /// (id, caller, plan) of every call, ids in caller order.
     fn calls(&self) -> Vec<(u64, usize, CallPlan)> {
-        let mut next_id = FIRST_CALL;
-        let mut all = Vec::new();
-        for (caller, plans) in self.callers.iter().enumerate() {
-            for plan in plans {
-                all.push((next_id, caller, plan.clone()));
-                next_id += 1;
-            }
-        }
-        all
+        bughunt_kit::history::numbered_calls(&self.callers, FIRST_CALL)
     }
 }
 

@@ -72,15 +72,7 @@ fn duration(ms: u64) -> String {
 impl History {
     /// (id, consumer, plan) of every call, ids in consumer order.
     fn calls(&self) -> Vec<(u64, usize, CallPlan)> {
-        let mut next_id = FIRST_ID;
-        let mut all = Vec::new();
-        for (consumer, plans) in self.consumers.iter().enumerate() {
-            for plan in plans {
-                all.push((next_id, consumer, *plan));
-                next_id += 1;
-            }
-        }
-        all
+        bughunt_kit::history::numbered_calls(&self.consumers, FIRST_ID)
     }
 }
 

@@ -66,15 +66,7 @@ fn duration(ms: u64) -> String {
 impl History {
     /// (id, caller, plan) of every call, ids in caller order.
     fn calls(&self) -> Vec<(u64, usize, CallPlan)> {
-        let mut next_id = FIRST_ID;
-        let mut all = Vec::new();
-        for (caller, plans) in self.callers.iter().enumerate() {
-            for plan in plans {
-                all.push((next_id, caller, *plan));
-                next_id += 1;
-            }
-        }
-        all
+        bughunt_kit::history::numbered_calls(&self.callers, FIRST_ID)
     }
 }
 
